@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, as README's test command and CI run it. Run from the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TRL_EXPERIMENTAL_SILENCE=1
+export TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore::FutureWarning
+t0=$SECONDS
+step() { echo; echo "== $* ($((SECONDS - t0)) s)"; }
+
+step "notebooks and modules agree (nbdev_export + nbdev_clean change nothing)"
+tmp=$(mktemp -d); cp -r nbs prefnb "$tmp/"
+nbdev_export; nbdev_clean
+if ! diff -r -q --no-dereference -x __pycache__ "$tmp/nbs" nbs || ! diff -r -q --no-dereference -x __pycache__ "$tmp/prefnb" prefnb; then
+  echo "FAIL: nbdev_export / nbdev_clean changed the files above: edit the notebooks, export, clean, commit both."
+  diff -r --no-dereference -x __pycache__ "$tmp/prefnb" prefnb | head -40 || true
+  exit 1
+fi
+rm -rf "$tmp"
+
+step "README.md agrees with nbs/index.ipynb, and holds the test command CI runs"
+python tools/readme.py --check
+testcmd=$(grep -v '^#' .ci/run | grep -m1 'pip install')
+grep -qxF "$testcmd" README.md || { echo "FAIL: README.md must hold .ci/run's test command verbatim: $testcmd"; exit 1; }
+
+step "docs site structure"
+python tools/check_site.py
+
+step "notebooks (nbdev_test; cells flagged gpu or slow are skipped)"
+nbdev_test --n_workers 2 --timing
+
+step "pytest"
+python -m pytest -q tests
+echo "total $((SECONDS - t0)) s"
