@@ -5,16 +5,22 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'run_command', 'main']
 
-# %% ../nbs/90_cli.ipynb #5985f295
+# %% ../nbs/90_cli.ipynb #0962148b
 import argparse, importlib, sys
 from .core import UserError
 
-# %% ../nbs/90_cli.ipynb #d0971904
+# %% ../nbs/90_cli.ipynb #e9172fc7
 COMMANDS = {  # name: (module, function, one-line help)
     'info': ('prefnb.core', 'info_cli', 'print versions, device, bf16 support and GPU memory (for bug reports)'),
+    'check': ('prefnb.config', 'check_cli', 'validate a config: errors and warnings; exit 0 valid, 2 not'),
+    'select': ('prefnb.methods', 'select_cli', 'recommend a method from your data, model and GPU'),
+    'preview': ('prefnb.data', 'preview_cli', "show samples token by token as the model sees them, and the length report"),
+    'train': ('prefnb.trainer', 'train_cli', 'train from a config (DPO, IPO, KTO, ORPO, SimPO)'),
+    'doctor': ('prefnb.health', 'doctor_cli', 'diagnose a run folder or metrics file; exit 3 on an error finding'),
+    'merge': ('prefnb.trainer', 'merge_cli', 'merge a LoRA adapter into its base model'),
 }
 
-# %% ../nbs/90_cli.ipynb #5ec416e7
+# %% ../nbs/90_cli.ipynb #08f039d6
 def _parser():
     ap = argparse.ArgumentParser('prefnb', description='Preference tuning (DPO, IPO, KTO, ORPO, SimPO) on top of TRL.',
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
