@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'run_command', 'main']
 
-# %% ../nbs/90_cli.ipynb #0962148b
+# %% ../nbs/90_cli.ipynb #20e9b265
 import argparse, importlib, sys
 from .core import UserError
 
-# %% ../nbs/90_cli.ipynb #e9172fc7
+# %% ../nbs/90_cli.ipynb #b3aec28c
 COMMANDS = {  # name: (module, function, one-line help)
     'info': ('prefnb.core', 'info_cli', 'print versions, device, bf16 support and GPU memory (for bug reports)'),
     'check': ('prefnb.config', 'check_cli', 'validate a config: errors and warnings; exit 0 valid, 2 not'),
@@ -20,7 +20,7 @@ COMMANDS = {  # name: (module, function, one-line help)
     'merge': ('prefnb.trainer', 'merge_cli', 'merge a LoRA adapter into its base model'),
 }
 
-# %% ../nbs/90_cli.ipynb #08f039d6
+# %% ../nbs/90_cli.ipynb #284dfabf
 def _parser():
     ap = argparse.ArgumentParser('prefnb', description='Preference tuning (DPO, IPO, KTO, ORPO, SimPO) on top of TRL.',
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -47,3 +47,7 @@ def main(argv:list[str]=None)->int:
     "The `prefnb` console script."
     a = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     sys.exit(run_command(a.command, a.args))
+
+# %% ../nbs/90_cli.ipynb #24ec4cf4
+#| eval: false
+if __name__ == '__main__': main()

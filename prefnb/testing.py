@@ -7,11 +7,11 @@ __all__ = ['TOPICS', 'QUESTIONS', 'GOOD', 'BAD', 'SYSTEMS', 'SCHEMAS', 'TOY_PREF
            'FAMILIES', 'BUILD_VERSION', 'TINY_MODELS', 'toy_triples', 'toy_rows', 'toy_dataset', 'build_tokenizer',
            'cache_dir', 'build_tiny_model', 'tiny_model_path', 'resolve_model', 'write_toy_file']
 
-# %% ../nbs/00_testing.ipynb #3afcff60
+# %% ../nbs/00_testing.ipynb #119cd75b
 import json, os, random, shutil, tempfile
 from pathlib import Path
 
-# %% ../nbs/00_testing.ipynb #5c400eff
+# %% ../nbs/00_testing.ipynb #5fc9e1f8
 TOPICS = ['the sea', 'a cat', 'the moon', 'fresh bread', 'a river', 'music', 'the garden', 'a train',
           'snow', 'coffee', 'the forest', 'a library', 'the rain', 'a bicycle', 'tea', 'the stars',
           'a dog', 'mountains', 'the city', 'a candle', 'autumn', 'the desert', 'a violin', 'honey']
@@ -27,23 +27,25 @@ BAD = ['No. {T} is boring and I will not talk about it.',
        'I refuse. {T} is awful and so is this question.']
 SYSTEMS = ['You are a helpful assistant.', 'You are a kind and friendly assistant.', '']
 
-# %% ../nbs/00_testing.ipynb #5fa70a45
+# %% ../nbs/00_testing.ipynb #0b3dd338
 def _cap(s): return s[0].upper() + s[1:]
 
 def toy_triples(n:int=64, # number of preference pairs
-                seed:int=0 # the same seed gives the same rows
+                seed:int=0, # the same seed gives the same rows
+                noise:float=0.15 # share of pairs whose labels are flipped, as in real annotations
                )->list[dict]:
-    "`n` rows of system / prompt / chosen / rejected plain text with a learnable preference."
+    "`n` rows of system / prompt / chosen / rejected plain text with a learnable, noisy preference."
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         t = rng.choice(TOPICS)
         f = dict(t=t, T=_cap(t))
-        out.append(dict(system=rng.choice(SYSTEMS), prompt=rng.choice(QUESTIONS).format(**f),
-                        chosen=rng.choice(GOOD).format(**f), rejected=rng.choice(BAD).format(**f)))
+        good, bad = rng.choice(GOOD).format(**f), rng.choice(BAD).format(**f)
+        if rng.random() < noise: good, bad = bad, good
+        out.append(dict(system=rng.choice(SYSTEMS), prompt=rng.choice(QUESTIONS).format(**f), chosen=good, rejected=bad))
     return out
 
-# %% ../nbs/00_testing.ipynb #c3cad263
+# %% ../nbs/00_testing.ipynb #075bebb3
 def _msgs(p, a): return [dict(role='user', content=p), dict(role='assistant', content=a)]
 
 def _orca(r, rng): return dict(system=r['system'], question=r['prompt'], chosen=r['chosen'], rejected=r['rejected'])
@@ -68,7 +70,7 @@ def _nectar(r, rng):
 SCHEMAS = dict(pairs=_pairs, orca=_orca, ultrafeedback=_ultra, argilla_chat=_argilla_chat,
                messages=_messages, nectar=_nectar)
 
-# %% ../nbs/00_testing.ipynb #f91c03f0
+# %% ../nbs/00_testing.ipynb #492ea0b4
 def _kto_rows(n, seed):
     rng = random.Random(seed + 7919)
     trip = toy_triples((n + 1) // 2, seed)
@@ -86,7 +88,7 @@ def toy_rows(schema:str='pairs', # one of `SCHEMAS` or 'kto'
     rng = random.Random(seed + 104729)
     return [SCHEMAS[schema](r, rng) for r in toy_triples(n, seed)]
 
-# %% ../nbs/00_testing.ipynb #0993e39f
+# %% ../nbs/00_testing.ipynb #21934b64
 TOY_PREFIX = 'prefnb:toy-'
 
 def toy_dataset(name:str, # 'prefnb:toy-orca' or just 'orca'
@@ -99,7 +101,7 @@ def toy_dataset(name:str, # 'prefnb:toy-orca' or just 'orca'
     n = n or (256 if split == 'train' else 64)
     return Dataset.from_list(toy_rows(schema, n, seed + (0 if split == 'train' else 10_000)))
 
-# %% ../nbs/00_testing.ipynb #0cc49338
+# %% ../nbs/00_testing.ipynb #40544eb8
 CHATML_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 LLAMA3_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
@@ -113,7 +115,7 @@ FAMILIES = {
                    pad='<|finetune_right_pad_id|>', template=LLAMA3_TEMPLATE, arch='llama'),
 }
 
-# %% ../nbs/00_testing.ipynb #65cff2a3
+# %% ../nbs/00_testing.ipynb #85f1e179
 def _corpus(seed=0):
     "Text to train the tokenizer on: every toy phrasing, several times over."
     lines = []
@@ -143,7 +145,7 @@ def build_tokenizer(family:str='chatml', # 'chatml' or 'llama3'
                                   unk_token=None, chat_template=f['template'])
     return tok
 
-# %% ../nbs/00_testing.ipynb #82927dba
+# %% ../nbs/00_testing.ipynb #de536bb6
 BUILD_VERSION = 1
 TINY_MODELS = {'prefnb:tiny-chatml': 'chatml', 'prefnb:tiny-llama': 'llama3'}
 
@@ -169,7 +171,7 @@ def build_tiny_model(family:str, dest:Path):
     model.save_pretrained(dest); tok.save_pretrained(dest)
     return dest
 
-# %% ../nbs/00_testing.ipynb #e49fb61e
+# %% ../nbs/00_testing.ipynb #b7697ba2
 def tiny_model_path(name:str='prefnb:tiny-chatml' # a key of `TINY_MODELS`, or just 'chatml' / 'llama3'
                    )->Path:
     "The folder of a tiny model, built on first use and reused after."
@@ -188,7 +190,7 @@ def resolve_model(name:str)->str:
     "Map a reserved `prefnb:tiny-*` name to its folder; any other name or path passes through."
     return str(tiny_model_path(name)) if name in TINY_MODELS else name
 
-# %% ../nbs/00_testing.ipynb #ff0fc244
+# %% ../nbs/00_testing.ipynb #e76ffe96
 def write_toy_file(path:str|Path, # destination; the extension picks the format
                    schema:str='pairs', n:int=16, seed:int=0)->Path:
     "Write toy rows of `schema` to a .json / .jsonl / .csv / .parquet file."

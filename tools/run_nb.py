@@ -17,7 +17,9 @@ def run(fn, skip=('gpu',)):
     def _no_eval(cell):
         if cell.cell_type != 'code': return True
         if 'nbdev_export(' in cell.source: return True
-        return bool(set(skip) & set((getattr(cell, 'directives_', {}) or {}).keys()))
+        direc = getattr(cell, 'directives_', {}) or {}
+        if direc.get('eval:', [''])[0].lower() == 'false': return True
+        return bool(set(skip) & set(direc.keys()))
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     sh = CaptureShell(fn)
     with working_directory(fn.parent):

@@ -1,0 +1,249 @@
+"prefnb.config: every validation rule fires on a bad config with its exact message and stays quiet on a good one; the YAML round trip; the `prefnb check` contract."
+import json, subprocess, sys, warnings
+from pathlib import Path
+import pytest, yaml
+from prefnb.core import UserError
+from prefnb.config import (PrefConfig, RULES, AXOLOTL_KEYS, DPO_LOSS_TYPES, check_config, load_config, read_config,
+                           validate_config, method_trl_args)
+from prefnb.testing import toy_rows
+
+FIX = Path(__file__).parent/'fixtures'/'axolotl'
+GOOD = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')])
+T4 = dict(kind='cuda', name='Tesla T4', bf16=False)
+L4 = dict(kind='cuda', name='NVIDIA L4', bf16=True)
+KTO_STR = [dict(r, label=str(r['label'])) for r in toy_rows('kto', 4)]
+
+def strategies_available():
+    try: import prefnb.strategies; return True
+    except ImportError: return False
+
+# rule id: (bad overrides, data, device, exact message, good overrides, good data, good device)
+CASES = {
+    'unknown-key': (dict(lerning_rate=1e-6), None, None,
+        'lerning_rate: unknown option (neither prefnb nor axolotl knows it); did you mean learning_rate? Fix the spelling or remove it.',
+        dict(learning_rate=1e-6), None, None),
+    'schema': (dict(micro_batch_size=0), None, None, 'micro_batch_size: got 0: Input should be greater than or equal to 1',
+        dict(micro_batch_size=1), None, None),
+    'removed-option': (dict(rpo_alpha=0.5), None, None,
+        'rpo_alpha: 0.5 was removed in TRL 1.16; use dpo_loss_type: [sigmoid, sft] with dpo_loss_weights: [1.0, 0.5] (RPO).',
+        dict(dpo_loss_type=['sigmoid', 'sft'], dpo_loss_weights=[1.0, 0.5]), None, None),
+    'axolotl-key-unused': (dict(flash_attention=True, strict=False), None, None,
+        'ignored axolotl options (a preference run in prefnb does not use them): flash_attention, strict',
+        dict(tf32=True, lora_target_linear=True, adapter='lora'), None, None),
+    'dpo-beta-renamed': (dict(dpo_beta=0.2), None, None,
+        'dpo_beta: 0.2 is the older name of rl_beta; it is used as rl_beta. Rename it to rl_beta.', dict(rl_beta=0.2), None, None),
+    'beta-conflict': (dict(dpo_beta=0.2, rl_beta=0.1), None, None, 'rl_beta: 0.1 and dpo_beta: 0.2 disagree; keep only rl_beta.',
+        dict(dpo_beta=0.2, rl_beta=0.2), None, None),
+    'sample-packing': (dict(sample_packing=True), None, None,
+        'sample_packing: true cannot be used with rl: dpo: preference losses compare chosen and rejected of the same row, which packing mixes. Set sample_packing: false.',
+        dict(sample_packing=False), None, None),
+    'ipo-label-smoothing': (dict(rl='ipo', dpo_label_smoothing=0.1), None, None,
+        'dpo_label_smoothing: 0.1 with rl: ipo: IPO has no label smoothing (TRL ignores it). Remove dpo_label_smoothing, or use rl: dpo with dpo_loss_type: [robust] for noisy labels.',
+        dict(rl='ipo'), None, None),
+    'label-smoothing-unused': (dict(dpo_label_smoothing=0.1), None, None,
+        "dpo_label_smoothing: 0.1 has no effect with dpo_loss_type ['sigmoid']; only robust, exo_pair, aot and aot_unpaired use it. Set dpo_loss_type: [robust] or remove dpo_label_smoothing.",
+        dict(dpo_label_smoothing=0.1, dpo_loss_type=['robust']), None, None),
+    'kto-batch-size': (dict(rl='kto', micro_batch_size=1), None, None,
+        'micro_batch_size: 1 with rl: kto: KTO estimates its KL term from the other rows of the batch, so TRL needs at least 2. Set micro_batch_size: 2 or more.',
+        dict(rl='kto', micro_batch_size=2), None, None),
+    'kto-label': (dict(rl='kto', datasets=[dict(path='prefnb:toy-kto', type='chatml.prompt_pairs')]), [KTO_STR], None,
+        "datasets[0] (prefnb:toy-kto): rl: kto needs a boolean 'label' column (true = desirable), found a label column of type str. Add a true/false label column, or give paired chosen/rejected data (prefnb unpairs it).",
+        dict(rl='kto', datasets=[dict(path='prefnb:toy-kto', type='chatml.prompt_pairs')]), [toy_rows('kto', 4)], None),
+    'orpo-chat-template': (dict(rl='orpo', datasets=[dict(path='a/b', type='chat_template.argilla')]), None, None,
+        'datasets[0].type: chat_template.argilla with rl: orpo needs an explicit chat template: ORPO trains on the rendered prompt, and without one it is silently not applied. Set chat_template (e.g. chat_template: tokenizer_default) or chat_template_jinja.',
+        dict(rl='orpo', chat_template='chatml', datasets=[dict(path='a/b', type='chat_template.argilla')]), None, None),
+    'loss-weights-length': (dict(dpo_loss_type=['sigmoid', 'sft'], dpo_loss_weights=[1.0]), None, None,
+        "dpo_loss_weights: [1.0] has 1 entries but dpo_loss_type ['sigmoid', 'sft'] has 2; give one weight per loss type.",
+        dict(dpo_loss_type=['sigmoid', 'sft'], dpo_loss_weights=[1.0, 1.0]), None, None),
+    'dpo-loss-type': (dict(dpo_loss_type=['sigmiod']), None, None,
+        "dpo_loss_type: 'sigmiod' is not a TRL 1.16 DPO loss; did you mean sigmoid? Choose from " + ', '.join(DPO_LOSS_TYPES) + '.',
+        dict(dpo_loss_type=['sigmoid']), None, None),
+    'exo-pair-smoothing': (dict(dpo_loss_type=['exo_pair']), None, None,
+        "dpo_loss_type exo_pair needs dpo_label_smoothing > 0 (TRL refuses 0). Set dpo_label_smoothing: 0.001, the EXO paper's value.",
+        dict(dpo_loss_type=['exo_pair'], dpo_label_smoothing=0.001), None, None),
+    'aot-weighting': (dict(dpo_loss_type=['aot'], dpo_use_weighting=True), None, None,
+        'dpo_use_weighting: true cannot be combined with dpo_loss_type aot (TRL: the AOT losses sort samples, so per-pair weights would be misaligned). Set dpo_use_weighting: false or choose another loss.',
+        dict(dpo_loss_type=['aot'], dpo_use_weighting=False), None, None),
+    'method-option': (dict(simpo_gamma=0.5), None, None, 'simpo_gamma: 0.5 is not used by rl: dpo (it belongs to simpo). Remove it, or change rl.',
+        dict(rl='simpo', simpo_gamma=1.0), None, None),
+    'quant-without-adapter': (dict(load_in_4bit=True), None, None,
+        'load_in_4bit: true without an adapter: quantised weights cannot be fine-tuned directly. Set adapter: qlora (4-bit) or adapter: lora, or remove load_in_4bit.',
+        dict(load_in_4bit=True, adapter='qlora'), None, None),
+    'simpo-cpo-alpha': (dict(rl='simpo', cpo_alpha=1.0), None, None,
+        'cpo_alpha: 1.0 with rl: simpo adds a chosen-NLL term: that is CPO-SimPO (TRL defaults to 1.0), not SimPO. prefnb defaults to cpo_alpha: 0 (pure SimPO); keep 1.0 only if you mean CPO-SimPO.',
+        dict(rl='simpo', cpo_alpha=0.0), None, None),
+    'precompute-no-reference': (dict(rl='orpo', precompute_ref_log_probs=True), None, None,
+        'precompute_ref_log_probs: true with rl: orpo, which has no reference model. Remove precompute_ref_log_probs.',
+        dict(rl='dpo', precompute_ref_log_probs=True), None, None),
+    'bf16-and-fp16': (dict(bf16=True, fp16=True), None, None, 'bf16: true and fp16: true: choose one. Set both to auto to let prefnb pick for the GPU.',
+        dict(bf16=True, fp16=False), None, L4),
+    'bf16-unsupported': (dict(bf16=True), None, T4, 'bf16: true, but Tesla T4 does not support bf16. Set bf16: auto (prefnb then uses fp16 with loss scaling).',
+        dict(bf16=True), None, L4),
+    'fp16-on-bf16-gpu': (dict(fp16=True), None, L4,
+        'fp16: true on NVIDIA L4, which supports bf16: fp16 overflows easily and gives NaN losses. Set fp16: auto and bf16: auto (bf16 is picked).',
+        dict(fp16=True), None, T4),
+    'lr-range': (dict(learning_rate=5e-4, base_model='Qwen/Qwen2.5-0.5B-Instruct'), None, None,
+        'learning_rate: 0.0005 is outside the plausible range for DPO with full fine-tuning (1e-07..1e-05). Typical: 5e-07.',
+        dict(learning_rate=5e-4), None, None),   # the random tiny models are exempt: the ranges are for pretrained models
+    'hparam-range': (dict(rl='simpo', rl_beta=0.1), None, None,
+        'rl_beta: 0.1 is outside the sensible range for SimPO (1.0..10.0; default 2.0): scale of the length-normalised reward; the paper uses 2.0-2.5.',
+        dict(rl='simpo', rl_beta=2.5), None, None),
+    'strategy-name': (dict(datasets=[dict(path='Intel/orca_dpo_pairs', type='chatml.intell')]), None, None,
+        None, dict(datasets=[dict(path='Intel/orca_dpo_pairs', type='chatml.intel')]), None, None),
+    'warmup-both': (dict(warmup_steps=10, warmup_ratio=0.1), None, None, 'warmup_steps: 10 and warmup_ratio: 0.1: give one of them.',
+        dict(warmup_steps=10, warmup_ratio=None), None, None),
+    'steps-and-per-epoch': (dict(eval_steps=10, evals_per_epoch=2, save_steps=5, saves_per_epoch=1), None, None,
+        'eval_steps and evals_per_epoch are both set: give one of them.', dict(eval_steps=10, saves_per_epoch=1), None, None),
+}
+
+def test_every_rule_has_a_case():
+    assert set(CASES) == {r.id for r in RULES}
+
+def found(over, data, device, rule):
+    r = check_config({**GOOD, **over}, data, device)
+    return [p for p in r.errors + r.warnings if p.rule == rule]
+
+@pytest.mark.parametrize('rule', sorted(CASES))
+def test_rule_bad_config_triggers_exact_message(rule):
+    over, data, dev, msg, *_ = CASES[rule]
+    if rule == 'strategy-name' and not strategies_available(): pytest.skip('prefnb.strategies not built yet')
+    hits = found(over, data, dev, rule)
+    assert hits, f'{rule} did not fire'
+    if msg is not None: assert hits[0].message == msg
+    level = next(r.level for r in RULES if r.id == rule)
+    assert all(h.level == level for h in hits)
+
+@pytest.mark.parametrize('rule', sorted(CASES))
+def test_rule_good_config_is_quiet(rule):
+    *_, good, data, dev = CASES[rule]
+    assert found(good, data, dev, rule) == []
+
+def test_strategy_name_message_names_the_entry():
+    if not strategies_available(): pytest.skip('prefnb.strategies not built yet')
+    (h,) = found(CASES['strategy-name'][0], None, None, 'strategy-name')
+    assert h.message.startswith("datasets[0].type: unknown strategy 'chatml.intell' for rl=dpo; did you mean chatml.intel")
+
+def test_errors_are_all_collected_in_one_user_error():
+    bad = dict(GOOD, rl='kto', micro_batch_size=1, sample_packing=True, load_in_8bit=True, simpo_gamma=1.0, bogus_key=1)
+    with pytest.raises(UserError) as e: load_config(bad)
+    text = str(e.value)
+    assert text.startswith('config has 5 errors:\n  - bogus_key: unknown option')
+    assert 'micro_batch_size: 1 with rl: kto' in text and 'sample_packing: true cannot be used with rl: kto' in text
+    assert 'load_in_8bit: true without an adapter' in text and 'simpo_gamma: 1.0 is not used by rl: kto' in text
+
+def test_schema_errors_name_the_field():
+    r = check_config(dict(base_model='m', rl='ppo', datasets=[dict(path='p', feild_chosen='c')]))
+    msgs = [p.message for p in r.errors]
+    assert "rl: got 'ppo': Input should be 'dpo', 'ipo', 'kto', 'orpo' or 'simpo'" in msgs
+    assert any(m.startswith('datasets[0].feild_chosen: unknown dataset option; did you mean field_chosen?') for m in msgs)
+    assert 'datasets: missing; it is required' in [p.message for p in check_config(dict(base_model='m')).errors]
+
+def test_warnings_are_returned_not_raised():
+    with pytest.warns(UserWarning, match='dpo_beta: 0.3 is the older name'):
+        c = load_config(dict(GOOD, dpo_beta=0.3))
+    assert c.rl_beta == 0.3 and [w.rule for w in c.warnings] == ['dpo-beta-renamed']
+
+def test_method_defaults_follow_rl_and_adapter():
+    c = load_config(dict(GOOD, rl='simpo'))
+    assert (c.rl_beta, c.simpo_gamma, c.cpo_alpha, c.learning_rate) == (2.0, 1.0, 0.0, 5e-7)
+    c.rl = 'kto'; c.adapter = 'lora'
+    assert (c.rl_beta, c.simpo_gamma, c.kto_desirable_weight, c.learning_rate) == (0.1, None, 1.0, 5e-6)
+
+def test_method_args_reach_trl_unchanged():
+    import os; os.environ.setdefault('TRL_EXPERIMENTAL_SILENCE', '1')
+    from trl.experimental.cpo import CPOConfig
+    a = CPOConfig(use_cpu=True, bf16=False, report_to=[], **method_trl_args(load_config(dict(GOOD, rl='simpo'))))
+    assert (a.loss_type, a.beta, a.simpo_gamma, a.cpo_alpha) == ('simpo', 2.0, 1.0, 0.0)
+
+def test_dpo_loss_types_are_trls():
+    import inspect, re
+    from trl import DPOTrainer
+    src = inspect.getsource(DPOTrainer._compute_loss)
+    assert set(re.findall(r'loss_type == "(\w+)"', src)) == set(DPO_LOSS_TYPES)
+
+def test_validate_config_on_a_built_config():
+    c = PrefConfig(**GOOD)
+    assert validate_config(c) == []
+    c.sample_packing = True
+    assert [p.rule for p in validate_config(c)] == ['sample-packing']
+
+@pytest.mark.parametrize('over', [{}, dict(rl='simpo', adapter='lora', cpo_alpha=0.0), dict(rl='kto', special_tokens={'pad_token': '<pad>'},
+                                  test_datasets=[dict(path='p', split='test', type={'field_prompt': 'q'})]),
+                                  dict(dpo_loss_type=['sigmoid', 'sft'], dpo_loss_weights=[1.0, 0.5], report_to=['wandb'], bf16=False)])
+@pytest.mark.parametrize('full', [False, True])
+def test_yaml_round_trip_is_lossless(tmp_path, over, full):
+    c = load_config({**GOOD, **over})
+    c.to_yaml(tmp_path/'c.yml', full=full)
+    back = load_config(tmp_path/'c.yml')
+    assert back.model_dump() == c.model_dump()
+    assert yaml.safe_load((tmp_path/'c.yml').read_text())['rl'] == c.rl
+
+@pytest.mark.parametrize('name', ['dpo', 'kto', 'orpo', 'simpo'])
+def test_axolotl_configs_load_and_validate(name):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        c = load_config(FIX/f'{name}.yml')
+    assert c.rl == name
+    assert [p.rule for p in c.warnings] == ['axolotl-key-unused']
+    raw = read_config(FIX/f'{name}.yml')
+    for k in ('lora_target_linear', 'tf32', 'evals_per_epoch', 'saves_per_epoch', 'special_tokens'):
+        if k in raw: assert getattr(c, k) == raw[k]
+
+def test_axolotl_keys_cover_the_fixtures():
+    for f in FIX.glob('*.yml'):
+        assert set(read_config(f)) <= AXOLOTL_KEYS | set(PrefConfig.model_fields)
+
+# --- the CLI contract ---------------------------------------------------------------------------
+def run(*args): return subprocess.run(['prefnb', 'check', *map(str, args)], capture_output=True, text=True)
+
+def test_cli_valid_config_exits_0():
+    r = run(FIX/'simpo.yml')
+    assert r.returncode == 0 and r.stdout.startswith(f'{FIX/"simpo.yml"}: valid (rl: simpo), 0 errors, 1 warning')
+
+def test_cli_invalid_config_exits_2_with_all_errors(tmp_path):
+    (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, rl='kto', micro_batch_size=1, sample_packing=True)))
+    r = run(tmp_path/'c.yml')
+    assert r.returncode == 2 and 'Traceback' not in r.stdout + r.stderr
+    assert 'INVALID, 2 errors, 0 warnings' in r.stdout and 'error [kto-batch-size]' in r.stdout and 'error [sample-packing]' in r.stdout
+
+def test_cli_json(tmp_path):
+    (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, fp16=True, bf16=True)))
+    r = run(tmp_path/'c.yml', '--json')
+    d = json.loads(r.stdout)
+    assert r.returncode == 2 and d['valid'] is False and [e['rule'] for e in d['errors']] == ['bf16-and-fp16']
+
+@pytest.mark.parametrize('content,expect', [
+    ('base_model: !!python/object/apply:os.system ["echo pwned"]\n', 'prefnb reads plain YAML only (no !!python tags)'),
+    ('base_model: [unclosed\n', 'not valid YAML'),
+    ('just a string\n', 'expected a mapping of option: value at the top level, got str'),
+])
+def test_cli_bad_files_never_show_a_traceback(tmp_path, content, expect):
+    (tmp_path/'c.yml').write_text(content)
+    r = run(tmp_path/'c.yml')
+    assert r.returncode == 2 and expect in r.stderr and 'Traceback' not in r.stderr and 'pwned' not in r.stdout
+
+def test_cli_missing_file_and_help():
+    r = run('/no/such/config.yml')
+    assert r.returncode == 2 and "error: config: no file '/no/such/config.yml'" in r.stderr and 'Traceback' not in r.stderr
+    h = run('--help')
+    assert h.returncode == 0 and 'Validate a prefnb' in h.stdout
+
+def test_cli_memory_plan(tmp_path):
+    (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, adapter='lora')))
+    r = run(tmp_path/'c.yml', '--gpu', 'T4', '--json')
+    d = json.loads(r.stdout)
+    assert r.returncode == 0 and d['memory']['gpu'] == 'T4' and d['memory']['fits'] is True
+    assert d['memory']['parts_gib']['reference'] == 0
+
+def test_trl_really_refuses_what_the_trl_rules_catch(tmp_path):
+    "The exo_pair and aot rules mirror errors TRL raises when the trainer is built: check that TRL still raises them."
+    import os; os.environ.setdefault('TRL_EXPERIMENTAL_SILENCE', '1')
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+    ds = Dataset.from_list([dict(prompt='a', chosen='b', rejected='c')]*2)
+    from prefnb.testing import resolve_model
+    path = resolve_model('prefnb:tiny-chatml')
+    for kw, exc, text in [(dict(loss_type=['exo_pair']), ValueError, 'Label smoothing must be greater than 0.0'),
+                          (dict(loss_type=['aot'], use_weighting=True), NotImplementedError, 'WPO-style weighting')]:
+        args = DPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], **kw)
+        with pytest.raises(exc, match=text): DPOTrainer(model=path, args=args, train_dataset=ds)
