@@ -6,13 +6,13 @@
 __all__ = ['PANELS', 'panel_grid', 'ema', 'plot_series', 'shade', 'panels_for', 'plot_metrics', 'plot_runs', 'in_notebook',
            'LivePlotCallback']
 
-# %% ../nbs/08_plots.ipynb #c14696d5
+# %% ../nbs/08_plots.ipynb #cbc56325
 import io, math, time
 from pathlib import Path
 from .core import UserError
 from .health import load_history, run_method, diagnose, ALL_METHODS, _SUMMARY_KEYS
 
-# %% ../nbs/08_plots.ipynb #251cf98b
+# %% ../nbs/08_plots.ipynb #83d82a6a
 def _png(fig, dpi=100)->bytes:
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); return buf.getvalue()
 
@@ -66,7 +66,7 @@ def shade(ax, lo:float=None, hi:float=None, # the healthy range; None = unbounde
     ax.axhspan(y0 if lo is None else lo, y1 if hi is None else hi, color=color, alpha=0.08, lw=0, zorder=0)
     ax.set_ylim(y0, y1)
 
-# %% ../nbs/08_plots.ipynb #202f732f
+# %% ../nbs/08_plots.ipynb #5cada923
 PANELS = [
     dict(id='loss', keys=('loss',), title='loss: should fall', band={'dpo': (0.3, 0.7)}),
     dict(id='rewards', keys=('rewards/chosen', 'rewards/rejected'), title='rewards: chosen up, rejected down'),
@@ -89,7 +89,7 @@ def _band(p, method):
     b = p.get('band')
     return b.get(method) if isinstance(b, dict) else b
 
-# %% ../nbs/08_plots.ipynb #23ed0cf5
+# %% ../nbs/08_plots.ipynb #c5863815
 def _xy(history, key):
     xs, ys = [], []
     for e in history:
@@ -129,7 +129,8 @@ def _draw(fig, histories, labels, method, findings, smooth):
                 x, y = _xy(h, 'eval_' + k)
                 if x: plot_series(ax, x, y, label=None if multi else f"eval{' ' + k.split('/')[-1] if len(p['keys']) > 1 else ''}",
                                   color=c, marker='o', style='--')
-        if p.get('log'):
+        ys = [v for h in hs for k in p['keys'] for v in _xy(h, k)[1] + _xy(h, 'eval_' + k)[1] if math.isfinite(v) and v > 0]
+        if p.get('log') and ys and max(ys) / min(ys) > 30:   # log scale only when the values span decades (a spike)
             from matplotlib.ticker import FuncFormatter, NullFormatter
             ax.set_yscale('log')
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}')); ax.yaxis.set_minor_formatter(NullFormatter())
@@ -172,7 +173,7 @@ def plot_metrics(run, # a run folder, metrics.jsonl, trainer_state.json, or a li
     fig.saved_to = _save(fig, run, path)
     return fig
 
-# %% ../nbs/08_plots.ipynb #422de451
+# %% ../nbs/08_plots.ipynb #7320652f
 def plot_runs(runs:list, # runs, each anything `load_history` accepts
               labels:list[str]=None, # one label per run; folder names or run1, run2... when None
               method:str=None, # picks the shaded ranges; from the first run when None
@@ -190,7 +191,7 @@ def plot_runs(runs:list, # runs, each anything `load_history` accepts
     fig.saved_to = _save(fig, None, path, 'runs.png')
     return fig
 
-# %% ../nbs/08_plots.ipynb #c8d13d1d
+# %% ../nbs/08_plots.ipynb #cb4b6433
 def in_notebook()->bool:
     "True inside a Jupyter/Colab kernel (where a display handle can be updated in place)."
     try:
@@ -207,7 +208,7 @@ class _LiveMixin:
                  health:bool=True): # mark health findings on the figure
         self.method, self.live, self.budget, self.path, self.health = method, live, budget, path, health
         self.history, self.fig, self.handle = [], None, None
-        self.plot_seconds = self.final_seconds = 0.0; self.draws = 0; self.last_cost = 0.3; self.t0 = None
+        self.plot_seconds = self.final_seconds = 0.0; self.draws = 0; self.last_cost = 0.5; self.t0 = None
         self.train_seconds = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -233,7 +234,7 @@ class _LiveMixin:
         self.history.append(dict(logs, step=state.global_step))
         if not self.live or not panels_for(self.history[-1:]): return
         elapsed = time.perf_counter() - self.t0
-        if self.plot_seconds + self.last_cost <= self.budget * elapsed: self.plot_seconds += self._redraw()
+        if self.plot_seconds + 2 * self.last_cost <= self.budget * elapsed: self.plot_seconds += self._redraw()   # 2x: room for a slower draw
 
     def on_train_end(self, args, state, control, **kwargs):
         self.train_seconds = time.perf_counter() - (self.t0 or time.perf_counter())

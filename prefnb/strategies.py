@@ -9,15 +9,15 @@ __all__ = ['TEMPLATES', 'METHOD_FAMILIES', 'OUTPUT_COLUMNS', 'REGISTRY', 'ALIASE
            'intel', 'prompt_pairs', 'ultra', 'nectar', 'passthrough', 'user_defined', 'template_for', 'messages',
            'check_order', 'render_turn', 'chat_template_default', 'chat_template_argilla_chat', 'orpo_argilla', 'label',
            'kto_argilla', 'kto_argilla_chat', 'kto_intel', 'kto_prompt_pairs', 'kto_ultra', 'kto_user_defined',
-           'kto_passthrough']
+           'kto_passthrough', 'import_strategies']
 
-# %% ../nbs/03_strategies.ipynb #e4ae4881
+# %% ../nbs/03_strategies.ipynb #a6cdedc1
 import difflib, functools, inspect, string
 from dataclasses import dataclass, field
 from typing import Callable
 from .core import UserError
 
-# %% ../nbs/03_strategies.ipynb #cd904c51
+# %% ../nbs/03_strategies.ipynb #5db55f36
 TEMPLATES = {
     'chatml': dict(system='<|im_start|>system\n{system}<|im_end|>\n',
                    turn='<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n',
@@ -42,7 +42,7 @@ def render_response(family:str, # a key of `TEMPLATES`
     "A response closed with `family`'s end-of-turn marker."
     return text + TEMPLATES[family]['end']
 
-# %% ../nbs/03_strategies.ipynb #47fbcdde
+# %% ../nbs/03_strategies.ipynb #a8d98f6c
 def _show(v, n=60):
     "A short, typed description of a found value for error messages."
     if v is None: return 'None'
@@ -68,7 +68,7 @@ def text(row:dict, # the dataset row
     if not isinstance(v, str) or not v: raise BadRow(column, v, what)
     return v
 
-# %% ../nbs/03_strategies.ipynb #b1e14667
+# %% ../nbs/03_strategies.ipynb #690e9c11
 def turn_content(row:dict, # the dataset row
                  column:str, # a column holding a list of {role, content} messages
                  i:int # which message
@@ -83,7 +83,7 @@ def turn_content(row:dict, # the dataset row
         raise BadRow(f'{column}[{i}].content', m, 'a message dict with non-empty string content')
     return m['content']
 
-# %% ../nbs/03_strategies.ipynb #b145c653
+# %% ../nbs/03_strategies.ipynb #59ea55d6
 METHOD_FAMILIES = {'dpo': ('paired',), 'ipo': ('paired',), 'simpo': ('paired',), 'orpo': ('orpo', 'paired'), 'kto': ('kto',)}
 OUTPUT_COLUMNS = {'paired': ('prompt', 'chosen', 'rejected'), 'orpo': ('prompt', 'chosen', 'rejected'),
                   'kto': ('prompt', 'completion', 'label')}
@@ -118,7 +118,7 @@ def register_strategy(name:str, # e.g. "myformat.default"
         return fn
     return deco
 
-# %% ../nbs/03_strategies.ipynb #78a6195d
+# %% ../nbs/03_strategies.ipynb #278c5228
 def available(rl:str='dpo' # the method: dpo, ipo, simpo, orpo or kto
              )->list[str]:
     "Every strategy name (aliases included) usable with method `rl`."
@@ -145,8 +145,10 @@ def resolve_name(type:str|dict, # the dataset entry's `type`: a name, or a dict 
                         "add your own with @register_strategy)")
     return s.name
 
-# %% ../nbs/03_strategies.ipynb #28da7098
-def get_strategy(type:str|dict, rl:str='dpo')->Strategy:
+# %% ../nbs/03_strategies.ipynb #f7c253b6
+def get_strategy(type:str|dict, # a strategy name, or a dict of user_defined options
+                 rl:str='dpo' # the method
+                )->Strategy:
     "The `Strategy` record behind `type` for method `rl`."
     return _lookup(resolve_name(type, rl), rl)
 
@@ -169,7 +171,7 @@ def load(type:str|dict, # strategy name, or a dict of user_defined options
     fn.strategy = s
     return fn
 
-# %% ../nbs/03_strategies.ipynb #042b2c24
+# %% ../nbs/03_strategies.ipynb #a361a9d3
 def _paired(family, prompt, chosen, rejected, system=None):
     return dict(prompt=render_prompt(family, prompt, system), chosen=render_response(family, chosen),
                 rejected=render_response(family, rejected))
@@ -222,7 +224,7 @@ def _register_families(table, rl, aliases=None):
 
 _register_families(PAIRED, 'paired', aliases={'default': ['argilla']})   # chatml.argilla is a documented name that raises upstream
 
-# %% ../nbs/03_strategies.ipynb #4d998aed
+# %% ../nbs/03_strategies.ipynb #40516fc6
 NECTAR_PROMPT = '<|system|>\n</s>\n<|user|>\n{prompt}</s>\n<|assistant|>\n'
 
 @register_strategy('zephyr.nectar', rl='paired')
@@ -237,7 +239,7 @@ def nectar(row):
     return dict(prompt=NECTAR_PROMPT.format(prompt=text(row, 'prompt')),
                 chosen=text(best[0], 'answer'), rejected=text(best[1], 'answer'))
 
-# %% ../nbs/03_strategies.ipynb #820f88e8
+# %% ../nbs/03_strategies.ipynb #bcdc7eb6
 def _fmt(option, fmt, **values):
     try: return fmt.format(**values)
     except (KeyError, IndexError, ValueError) as e:
@@ -265,7 +267,7 @@ def user_defined(row, field_prompt='prompt', field_system='system', field_chosen
                 chosen=_fmt('chosen_format', chosen_format, chosen=text(row, field_chosen)),
                 rejected=_fmt('rejected_format', rejected_format, rejected=text(row, field_rejected)))
 
-# %% ../nbs/03_strategies.ipynb #b5ca6d37
+# %% ../nbs/03_strategies.ipynb #8910442d
 CHAT_TEMPLATES = {
     'chatml': ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
@@ -275,7 +277,10 @@ CHAT_TEMPLATES = {
 }
 ROLES = ('system', 'user', 'assistant', 'tool')
 
-def template_for(tokenizer, chat_template:str|None=None, chat_template_jinja:str|None=None)->str|None:
+def template_for(tokenizer, # the tokenizer whose own template is the fallback
+                 chat_template:str|None=None, # a name in `CHAT_TEMPLATES`, or 'tokenizer_default'
+                 chat_template_jinja:str|None=None # a Jinja template string; wins over `chat_template`
+                )->str|None:
     "The Jinja template to render with: the jinja string, else a named one, else None (the tokenizer's own)."
     if chat_template_jinja: return chat_template_jinja
     if chat_template in (None, 'tokenizer_default'):
@@ -295,7 +300,12 @@ def _role_map(roles):
         else: out[k] = v
     return out
 
-def messages(row:dict, column:str, value=_MISSING, message_property_mappings:dict=None, roles:dict=None)->list[dict]:
+def messages(row:dict, # the dataset row
+             column:str, # the column holding the messages (named in errors)
+             value=_MISSING, # read this instead of `row[column]` when given
+             message_property_mappings:dict=None, # {role: KEY, content: KEY}: the row's key names
+             roles:dict=None # dataset role names to template roles
+            )->list[dict]:
     "The messages in `row[column]` as checked {role, content} dicts; a plain string is one user turn."
     v = row.get(column, _MISSING) if value is _MISSING else value
     want = 'a list of {role, content} messages'
@@ -316,7 +326,10 @@ def messages(row:dict, column:str, value=_MISSING, message_property_mappings:dic
         out.append({**{k: x for k, x in m.items() if k not in (pm['role'], pm['content'])}, 'role': role, 'content': c})
     return out
 
-def check_order(msgs:list[dict], column:str, ends_with:tuple=None):
+def check_order(msgs:list[dict], # from `messages`
+                column:str, # for error messages
+                ends_with:tuple=None # roles the last message may have, e.g. ('user', 'tool')
+               )->list[dict]:
     "System only first; user and assistant alternate (tool turns may follow an assistant turn)."
     prev = None
     for i, m in enumerate(msgs):
@@ -328,7 +341,7 @@ def check_order(msgs:list[dict], column:str, ends_with:tuple=None):
     if ends_with and msgs[-1]['role'] not in ends_with: raise BadRow(f'{column}[{len(msgs)-1}].role', msgs[-1]['role'], f'the last turn to be {" or ".join(ends_with)}')
     return msgs
 
-# %% ../nbs/03_strategies.ipynb #70cc1605
+# %% ../nbs/03_strategies.ipynb #3e523965
 def _render(tokenizer, msgs, tmpl, gen):
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, chat_template=tmpl)
 
@@ -339,7 +352,12 @@ def _common(a, b):
         n += 1
     return n
 
-def render_turn(tokenizer, context:list[dict], turn:dict, tmpl, column:str)->str:
+def render_turn(tokenizer, # renders with `apply_chat_template`
+                context:list[dict], # the messages before the turn
+                turn:dict, # the assistant message to render
+                tmpl, # a Jinja template, or None for the tokenizer's own
+                column:str # for error messages
+               )->str:
     "`turn` as the template renders it after `context`: from its content through the end-of-turn marker."
     before, full = _render(tokenizer, context, tmpl, False), _render(tokenizer, context + [turn], tmpl, False)
     start = _common(before, full)
@@ -382,7 +400,7 @@ def chat_template_argilla_chat(row, tokenizer=None, field_chosen='chosen', field
     return dict(prompt=_render(tokenizer, ctx, tmpl, True), chosen=render_turn(tokenizer, ctx, ch[-1], tmpl, field_chosen),
                 rejected=render_turn(tokenizer, ctx, rj[-1], tmpl, field_rejected))
 
-# %% ../nbs/03_strategies.ipynb #a1a4d338
+# %% ../nbs/03_strategies.ipynb #4f7498e0
 @register_strategy('chat_template.argilla', rl='orpo', needs_tokenizer=True)
 def orpo_argilla(row, tokenizer=None, chat_template=None, chat_template_jinja=None, message_property_mappings=None, roles=None):
     "ORPO: `chosen`/`rejected` alternating conversations (+ optional `system`); responses = full rendering minus the prompt."
@@ -399,8 +417,10 @@ def orpo_argilla(row, tokenizer=None, chat_template=None, chat_template_jinja=No
         out[k] = full[len(prompt):]
     return out
 
-# %% ../nbs/03_strategies.ipynb #b4c46e1b
-def label(row:dict, column:str='label')->bool:
+# %% ../nbs/03_strategies.ipynb #ceabd2de
+def label(row:dict, # the dataset row
+          column:str='label' # the column holding the label
+         )->bool:
     "`row[column]` as a real bool, or `BadRow`."
     v = row.get(column, _MISSING)
     if v is _MISSING: raise BadRow(column, None, 'a boolean true/false', missing=True)
@@ -445,3 +465,20 @@ def kto_user_defined(row, field_prompt='prompt', field_system='system', field_co
 def kto_passthrough(row):
     "The row unchanged; it must already hold string `prompt`, `completion` and a bool `label`."
     return _check_out(row, OUTPUT_COLUMNS['kto'])
+
+# %% ../nbs/03_strategies.ipynb #0cdb4d69
+def import_strategies(module:str # a dotted module name, or a path to a .py file, that calls @register_strategy
+                     )->list[str]:
+    "Import `module` on purpose so its registrations run; returns the names it added."
+    import importlib, importlib.util, sys
+    before = set(REGISTRY)
+    if module.endswith('.py'):
+        from pathlib import Path
+        p = Path(module)
+        if not p.is_file(): raise UserError(f"import_strategies: no such file {module!r}")
+        spec = importlib.util.spec_from_file_location(p.stem, p)
+        mod = importlib.util.module_from_spec(spec); sys.modules[p.stem] = mod; spec.loader.exec_module(mod)
+    else:
+        try: importlib.import_module(module)
+        except ModuleNotFoundError as e: raise UserError(f"import_strategies: cannot import {module!r} ({e})") from None
+    return sorted(f'{f}:{n}' for f, n in set(REGISTRY) - before)

@@ -276,3 +276,34 @@ def test_prepare_with_load_config(tmp_path, toks):
 def test_preview_cli_help():
     r = subprocess.run(['prefnb', 'preview', '--help'], capture_output=True, text=True)
     assert r.returncode == 0 and 'prefnb preview' in r.stdout and '-n N' in r.stdout
+
+# ---- pre-tokenization (optional speed-up): identical ids, and the subclass trains on them
+def test_pretokenize_identical_to_trl_and_trains(toks, tmp_path):
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig
+    tok = toks['llama']
+    p = D.prepare(cfg([dict(path=toy_rows('messages', 6), type='chat_template.default')]), tok)
+    ref = _trainer('dpo', tok, p.train, tmp_path).train_dataset
+    pt = D.pretokenize(p.train, tok, 'dpo')
+    for c in D.IDS: assert list(pt[c]) == list(ref[c]), c
+    cls = D.pretokenized_dpo_trainer()
+    args = DPOConfig(output_dir=str(tmp_path/'pt'), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=2,
+                     max_length=512, max_steps=1, logging_steps=1, save_strategy='no')
+    tr = cls(model=AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-llama')), args=args, train_dataset=pt, processing_class=tok)
+    for c in D.IDS: assert list(tr.train_dataset[c]) == list(ref[c])
+    tr.train()
+    assert any('loss' in h for h in tr.state.log_history)
+    # without ids it falls back to TRL's own preparation
+    tr2 = cls(model=AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-llama')), args=args, train_dataset=p.train, processing_class=tok)
+    assert list(tr2.train_dataset['prompt_ids']) == list(ref['prompt_ids'])
+
+def test_chat_template_precedence_entry_then_config_then_tokenizer(toks):
+    rows = [dict(messages=[{'role': 'user', 'content': 'hello'}], chosen='goodbye', rejected='no')]
+    gemma = "{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+    e = dict(path=rows, type='chat_template.default')
+    first = lambda c: D.prepare(c, toks['llama']).train[0]
+    assert first(cfg([e]))['chosen'] == 'goodbye<|eot_id|>'                                        # the tokenizer's own
+    assert first(cfg([e], chat_template_jinja=gemma))['chosen'] == 'goodbye<end_of_turn>'           # the config's
+    assert first(cfg([{**e, 'chat_template': 'chatml'}], chat_template_jinja=gemma))['chosen'] == 'goodbye<|im_end|>'   # the entry's
+    with pytest.raises(UserError, match="roles: set on a dataset entry whose type 'chatml.intel' does not read it"):
+        D.prepare(cfg([dict(path=toy_rows('orca', 2), type='chatml.intel', roles={'user': ['human']})]), toks['chatml'])

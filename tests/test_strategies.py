@@ -200,3 +200,15 @@ def test_import_is_light():
     import subprocess, sys
     code = "import sys, prefnb.strategies, prefnb.data; print([m for m in ('torch','transformers','trl','datasets','matplotlib') if m in sys.modules])"
     assert subprocess.run([sys.executable, '-c', code], capture_output=True, text=True).stdout.strip() == '[]'
+
+def test_import_strategies_on_purpose(tmp_path):
+    f = tmp_path/'my_fmt.py'
+    f.write_text("from prefnb.strategies import register_strategy, text\n"
+                 "@register_strategy('myqa.default', rl='kto')\n"
+                 "def myqa(row): return dict(prompt=text(row, 'q'), completion=text(row, 'a'), label=row['ok'])\n")
+    with pytest.raises(UserError, match="unknown strategy 'myqa'"): S.resolve_name('myqa', 'kto')
+    try:
+        assert S.import_strategies(str(f)) == ['kto:myqa.default']
+        assert S.load('myqa', rl='kto')(dict(q='Q', a='A', ok=True)) == dict(prompt='Q', completion='A', label=True)
+    finally: S.REGISTRY.pop(('kto', 'myqa.default'), None)
+    with pytest.raises(UserError, match="import_strategies: no such file"): S.import_strategies(str(tmp_path/'nope.py'))

@@ -64,7 +64,8 @@ def test_trl_args_reproduce_the_first_losses_with_trl_alone(tmp_path):
     tr = DPOTrainer(model=str(d.get('_name_or_path') or __import__('prefnb.testing').testing.resolve_model(cfg.base_model)),
                     args=args, train_dataset=data.train, eval_dataset=data.eval, processing_class=tok)
     # group_by_length needs a length column after TRL tokenises (TRL 1.16 cannot infer it for DPO rows)
-    tr.train_dataset = tr.train_dataset.map(lambda r: {'length': len(r['prompt_ids']) + max(len(r['chosen_ids']), len(r['rejected_ids']))})
+    length = lambda r: {'length': len(r['prompt_ids']) + max(len(r['chosen_ids']), len(r['rejected_ids']))}
+    tr.train_dataset, tr.eval_dataset = tr.train_dataset.map(length), tr.eval_dataset.map(length)
     tr._set_signature_columns_if_needed(); tr._signature_columns = [*tr._signature_columns, 'length']
     tr.train()
     theirs = [h['loss'] for h in tr.state.log_history if 'loss' in h][:3]

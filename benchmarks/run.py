@@ -1,0 +1,486 @@
+"""prefnb against TRL set up by hand: ratios of back-to-back runs in one process, medians over repeats.
+
+    python benchmarks/run.py [--quick] [--out FILE] [--only NAME ...]
+
+Writes a JSON list of {"name", "prefnb", "baseline", "unit", "ratio", "goal", "met"} records (plus "note" and
+"machine") to --out (default benchmarks/results.json) and a markdown table next to it (same name, .md).
+`ratio` is always prefnb / baseline; `goal` says what must hold ("ratio >= 0.98", "prefnb >= 0.75") and `met`
+whether it did (null where there is no goal). Benchmarks: overhead, padding, dataprep, memory, scaling, startup
+(the GPU one is benchmarks/gpu.py). Each is described in nbs/guides/benchmarks.ipynb.
+"""
+import argparse, json, math, os, platform, random, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('HF_HUB_DISABLE_TELEMETRY', '1')
+os.environ.setdefault('TRL_EXPERIMENTAL_SILENCE', '1'); os.environ.setdefault('MPLBACKEND', 'Agg')
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+QUICK = False
+
+# ---------------------------------------------------------------- records
+
+def machine()->str:
+    try:
+        import torch
+        if torch.cuda.is_available(): return f'{os.cpu_count()} CPU cores, {torch.cuda.get_device_name(0)}'
+    except ImportError: pass
+    return f'{os.cpu_count()} CPU cores, no GPU ({platform.processor() or platform.machine()})'
+
+def check_goal(goal:str|None, prefnb, ratio)->bool|None:
+    "Evaluate a goal string such as 'ratio >= 0.98' or 'prefnb <= 1.2'."
+    if not goal: return None
+    lhs, op, rhs = goal.split()
+    v = dict(ratio=ratio, prefnb=prefnb)[lhs]
+    if v is None or (isinstance(v, float) and math.isnan(v)): return False
+    return {'>=': v >= float(rhs), '<=': v <= float(rhs)}[op]
+
+def record(name, prefnb, baseline, unit, goal=None, note='', ratio=None):
+    if ratio is None: ratio = prefnb / baseline if baseline not in (None, 0) and prefnb is not None else None
+    rnd = lambda x: None if x is None else round(float(x), 4)
+    r = dict(name=name, prefnb=rnd(prefnb), baseline=rnd(baseline), unit=unit, ratio=rnd(ratio), goal=goal,
+             met=check_goal(goal, prefnb, ratio), note=note, machine=MACHINE)
+    print(f"  {name}: prefnb {r['prefnb']} {unit}, baseline {r['baseline']}, ratio {r['ratio']}, goal {goal} -> {r['met']}", flush=True)
+    return r
+
+def median(xs): return statistics.median(xs)
+
+def quiet():
+    import warnings, datasets, transformers
+    warnings.filterwarnings('ignore')
+    datasets.disable_progress_bars(); transformers.logging.set_verbosity_error()
+
+# ---------------------------------------------------------------- shared pieces
+
+def step_timer():
+    "A callback recording the wall time at the end of every optimizer step."
+    from transformers import TrainerCallback
+    class StepTimer(TrainerCallback):
+        def __init__(self): self.times = []
+        def on_train_begin(self, args, state, control, **kw): self.times = [time.perf_counter()]
+        def on_step_end(self, args, state, control, **kw): self.times.append(time.perf_counter())
+        def steps_per_s(self, skip=2):
+            t = self.times[1 + skip:]   # skip the first steps (allocator / dataloader warm-up)
+            return (len(t) - 1) / (t[-1] - t[0])
+        @property
+        def seconds(self): return self.times[-1] - self.times[0]
+    return StepTimer()
+
+def no_printer(trainer):
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    for c in (PrinterCallback, ProgressCallback): trainer.remove_callback(c)
+    return trainer
+
+def trl_dpo_by_hand(model_path, tok, train_ds, callbacks=(), **args):
+    "What a user writes without prefnb: TRL's DPOTrainer with its defaults plus the same batch, seed and lr."
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype='float32')
+    kw = dict(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to='none', save_strategy='no', disable_tqdm=True) | args
+    return no_printer(DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=train_ds, processing_class=tok, callbacks=list(callbacks)))
+
+def rows_file(rows)->str:
+    "Write rows to a JSON-lines file (configs name data by path)."
+    f = Path(tempfile.mkdtemp())/'rows.jsonl'
+    f.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    return str(f)
+
+def tiny_cfg(**kw):
+    from prefnb.config import load_config
+    base = dict(base_model='prefnb:tiny-chatml', rl='dpo', rl_beta=0.1, sequence_len=1024, micro_batch_size=8,
+                num_epochs=1, learning_rate=3e-4, gradient_checkpointing=False, logging_steps=4, seed=42,
+                output_dir=tempfile.mkdtemp(), datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')])
+    return load_config(base | kw)
+
+WORDS = None
+def long_tailed_rows(n, seed=0, prompt_words=60, response_words=150, sigma=0.6, cut=700):
+    "Pairs with log-normal prompt / response lengths (in words) and a long tail, cut at `cut` words per sequence."
+    global WORDS
+    from prefnb.testing import toy_rows
+    if WORDS is None: WORDS = sorted({w for r in toy_rows('pairs', 200, 0) for k in ('prompt', 'chosen', 'rejected') for w in r[k].split()})
+    rng = random.Random(seed)
+    ln = lambda med: max(1, int(rng.lognormvariate(math.log(med), sigma)))
+    txt = lambda k: ' '.join(rng.choice(WORDS) for _ in range(k))
+    rows = []
+    for _ in range(n):
+        p = min(ln(prompt_words), cut // 2)
+        rows.append(dict(prompt=txt(p), chosen=txt(min(ln(response_words), cut - p)), rejected=txt(min(ln(response_words), cut - p))))
+    return rows
+
+def prefnb_length(p, c, r): return p + max(c, r)          # prefnb.trainer.add_length_column's definition
+
+def padding_fraction(lens, batches):
+    "useful / computed tokens of DPO batches: TRL pads prompt+chosen and prompt+rejected of a batch to one length."
+    useful = computed = 0
+    for b in batches:
+        rows = [lens[i] for i in b]
+        useful += sum(2 * p + c + r for p, c, r in rows)
+        computed += 2 * len(rows) * max(p + max(c, r) for p, c, r in rows)
+    return useful / computed
+
+def random_batches(n, bs, seed):
+    idx = list(range(n)); random.Random(seed).shuffle(idx)
+    return [idx[i:i + bs] for i in range(0, n, bs)]
+
+def grouped_batches(lens, bs, seed):
+    "Batches in the order transformers' LengthGroupedSampler (group_by_length) yields, with prefnb's lengths."
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+    g = torch.Generator(); g.manual_seed(seed)
+    idx = list(LengthGroupedSampler(bs, lengths=[prefnb_length(*l) for l in lens], generator=g))
+    return [idx[i:i + bs] for i in range(0, len(idx), bs)]
+
+def simulated_lengths(n, seed=0, cut=1024, prompt=100, response=250, sigma=0.8):
+    "UltraFeedback-like token lengths: log-normal prompts around 100 and responses around 250, each sequence cut at `cut`."
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        p = min(int(rng.lognormvariate(math.log(prompt), sigma)) + 1, cut // 2)
+        c, r = (min(int(rng.lognormvariate(math.log(response), sigma)) + 1, cut - p) for _ in range(2))
+        out.append((p, c, r))
+    return out
+
+# ---------------------------------------------------------------- 1. wrapper overhead
+
+def bench_overhead():
+    "Steps/s of prefnb.train (health + live-plot callbacks on) vs the identical TRL DPOTrainer, interleaved."
+    quiet()
+    from prefnb.trainer import train, load_tokenizer
+    from prefnb.data import prepare
+    from prefnb.testing import resolve_model, toy_rows
+    n, reps = (96, 3) if QUICK else (256, 5)
+    # batch 1: no padding between rows, so prefnb's length-grouped order and TRL's random order compute the same
+    # tokens per epoch and only the wrapper differs.  Steps of the tiny model are ~10 ms: a worst case for overhead.
+    common = dict(micro_batch_size=1, logging_steps=4, learning_rate=3e-4, seed=42, sequence_len=256)
+    datasets = [dict(path=rows_file(toy_rows('orca', n, 0)), type='chatml.intel')]
+    cfg0 = tiny_cfg(datasets=datasets, **common)
+    tok = load_tokenizer(cfg0)
+    data = prepare(cfg0, tok)
+    ours, theirs, ours_wall, theirs_wall = [], [], [], []
+    for rep in range(reps):
+        for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
+            t = step_timer()
+            if who == 0:
+                cfg = tiny_cfg(datasets=datasets, live_plots=True, health_checks=True, **common)
+                w = time.perf_counter()
+                import contextlib, io
+                with contextlib.redirect_stdout(io.StringIO()): train(cfg, overwrite=True, callbacks=[t])
+                ours_wall.append(time.perf_counter() - w); ours.append(t.steps_per_s())
+            else:
+                w = time.perf_counter()
+                tr = trl_dpo_by_hand(resolve_model('prefnb:tiny-chatml'), tok, data.train, [t], per_device_train_batch_size=1,
+                                     learning_rate=3e-4, seed=42, max_length=256, logging_steps=4, num_train_epochs=1)
+                tr.train(); tr.save_model(tempfile.mkdtemp())
+                theirs_wall.append(time.perf_counter() - w); theirs.append(t.steps_per_s())
+    return [record('overhead_steps_per_s', median(ours), median(theirs), 'steps/s', 'ratio >= 0.98',
+                   f'tiny model, batch 1, {n} steps per run, medians of {reps} interleaved runs; prefnb with HealthCallback, '
+                   'LivePlotCallback (outside a notebook: final figure only), MetricsFile, NanGuard, GracefulStop'),
+            record('overhead_end_to_end_s', median(ours_wall), median(theirs_wall), 's', None,
+                   'whole call: prefnb.train (prepared data reused? no: prepare + build + train + save + health + metrics.png) '
+                   'vs TRL DPOTrainer build + train + save_model on already prepared rows')]
+
+# ---------------------------------------------------------------- 2. padding waste
+
+def bench_padding():
+    quiet()
+    out = []
+    n = 20000 if QUICK else 60000
+    lens = simulated_lengths(n)
+    rnd, grp = padding_fraction(lens, random_batches(n, 8, 0)), padding_fraction(lens, grouped_batches(lens, 8, 0))
+    out.append(record('padding_useful_fraction_simulated', grp, rnd, 'useful/computed tokens', 'prefnb >= 0.75',
+                      f'{n} simulated UltraFeedback-like rows (log-normal prompt ~100, responses ~250, cut 1024), batch 8; '
+                      "prefnb = transformers' LengthGroupedSampler on p + max(c, r), baseline = random batches (TRL default)"))
+    out.extend(real_epoch())
+    out.append(record('padding_free_useful_fraction', None, rnd, 'useful/computed tokens', 'prefnb >= 0.95',
+                      'not done: TRL 1.16 disables padding_free for DPO (DPOTrainer warns and falls back to padding)'))
+    return out
+
+def real_epoch():
+    "One CPU epoch of the tiny model on long-tailed rows: TRL's random batches vs prefnb's group_by_length."
+    from prefnb.trainer import build_trainer, load_tokenizer
+    from prefnb.data import prepare
+    from prefnb.testing import resolve_model
+    n, reps = (192, 3) if QUICK else (512, 5)
+    rows = long_tailed_rows(n)
+    cfg = tiny_cfg(datasets=[dict(path=rows_file(rows), type='chatml.prompt_pairs')], micro_batch_size=8, sequence_len=1024,
+                   live_plots=False, health_checks=False)
+    tok = load_tokenizer(cfg); data = prepare(cfg, tok)
+    def useful(tr):
+        u = c = 0
+        for b in tr.get_train_dataloader():
+            m = b['attention_mask']; u += int(m.sum()); c += m.numel()
+        return u / c
+    ours, theirs, fo, ft = [], [], [], []
+    for rep in range(reps):
+        for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
+            t = step_timer()
+            if who == 0:
+                tr = no_printer(build_trainer(cfg, callbacks=[t], data=data))
+                tr.args.save_strategy = 'no'
+                fo.append(useful(tr)); tr.train(); ours.append(t.seconds)
+            else:
+                tr = trl_dpo_by_hand(resolve_model('prefnb:tiny-chatml'), tok, data.train, [t], per_device_train_batch_size=8,
+                                     learning_rate=3e-4, seed=42, max_length=1024, logging_steps=4, num_train_epochs=1)
+                ft.append(useful(tr)); tr.train(); theirs.append(t.seconds)
+    tl = [len(tok(r['prompt'] + r['chosen']).input_ids) for r in data.train.select(range(64))]
+    return [record('padding_useful_fraction_real', median(fo), median(ft), 'useful/computed tokens', 'prefnb >= 0.75',
+                   f'attention masks of the real collated batches, {len(data.train)} long-tailed rows (tiny tokenizer, median '
+                   f'prompt+chosen {int(median(tl))} tokens), batch 8'),
+            record('padding_epoch_speedup', median(theirs), median(ours), 'x (baseline s / prefnb s)', 'prefnb >= 1.3',
+                   f'one epoch on CPU, tiny model: TRL random order {median(theirs):.1f} s vs prefnb group_by_length '
+                   f'{median(ours):.1f} s, medians of {reps} interleaved', ratio=median(theirs) / median(ours))]
+
+# ---------------------------------------------------------------- 3. data preparation
+
+def orca_as_trl_conversations(rows):
+    "The hand-written mapping a TRL user needs for Intel/orca_dpo_pairs: conversational prompt / chosen / rejected."
+    out = []
+    for r in rows:
+        prompt = ([dict(role='system', content=r['system'])] if r['system'] else []) + [dict(role='user', content=r['question'])]
+        out.append(dict(prompt=prompt, chosen=[dict(role='assistant', content=r['chosen'])],
+                        rejected=[dict(role='assistant', content=r['rejected'])]))
+    return out
+
+def trl_prepare(ds, tok, max_length=4096):
+    "TRL 1.16's own dataset preparation (chat template, tokenisation), without building a model."
+    from trl import DPOConfig, DPOTrainer
+    tr = DPOTrainer.__new__(DPOTrainer); tr._tokenizer = tok
+    args = DPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to='none', max_length=max_length)
+    return tr._prepare_dataset(ds, tok, args, 'train')
+
+def time_dataprep(n, tok, model='chatml'):
+    from datasets import Dataset
+    from prefnb.data import prepare, pretokenize
+    from prefnb.testing import toy_rows
+    rows = toy_rows('orca', n, 1)
+    cfg = dict(rl='dpo', sequence_len=4096, datasets=[dict(path=rows, type=f'{model}.intel')])
+    t = time.perf_counter(); base = trl_prepare(Dataset.from_list(orca_as_trl_conversations(rows)), tok); t_base = time.perf_counter() - t
+    t = time.perf_counter(); ours = trl_prepare(prepare(cfg, tok).train, tok); t_ours = time.perf_counter() - t
+    t = time.perf_counter(); pre = pretokenize(prepare(cfg, tok).train, tok, 'dpo'); t_pre = time.perf_counter() - t
+    same = all(list(base[c]) == list(ours[c]) == list(pre[c]) for c in ('prompt_ids', 'chosen_ids', 'rejected_ids'))
+    return n / t_ours, n / t_base, n / t_pre, same
+
+def bench_dataprep():
+    quiet()
+    from transformers import AutoTokenizer
+    from prefnb.testing import resolve_model
+    n, reps = (2000, 3) if QUICK else (10000, 5)
+    out = []
+    for model in ('chatml', 'llama'):
+        tok = AutoTokenizer.from_pretrained(resolve_model(f'prefnb:tiny-{model}'))
+        res = [time_dataprep(n, tok, 'llama3' if model == 'llama' else 'chatml') for _ in range(reps)]
+        same = all(r[3] for r in res)
+        out.append(record(f'dataprep_rows_per_s_{model}', median(r[0] for r in res), median(r[1] for r in res), 'rows/s', 'ratio >= 2',
+                          f'{n} Intel-orca rows, tiny-{model} tokenizer: prefnb.data.prepare + TRL tokenisation (what prefnb.train does) '
+                          f'vs hand mapping to conversations + TRL; token ids identical: {same}'))
+        out.append(record(f'dataprep_rows_per_s_{model}_pretokenize', median(r[2] for r in res), median(r[1] for r in res), 'rows/s',
+                          'ratio >= 2', 'prefnb.data.prepare + prefnb.data.pretokenize (batched; not yet used by prefnb.train) '
+                          f'vs the same baseline; token ids identical: {same}'))
+    return out
+
+# ---------------------------------------------------------------- 4. memory by reference strategy
+
+STRATEGIES = {   # name: config fields
+    'full-copy': dict(rl='dpo'),
+    'lora-adapter-disabled': dict(rl='dpo', adapter='lora', lora_r=16, lora_alpha=32),
+    'precomputed': dict(rl='dpo', precompute_ref_log_probs=True),
+    'simpo-ref-free': dict(rl='simpo', rl_beta=2.0, simpo_gamma=1.0),
+    'orpo-ref-free': dict(rl='orpo'),
+}
+
+def mid_model(dest:Path):
+    "A ~75M-parameter Qwen2 shape with random weights (the tiny tokenizer), so weights dominate peak memory."
+    if (dest/'config.json').exists(): return dest
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from prefnb.testing import resolve_model
+    tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                      num_key_value_heads=4, max_position_embeddings=1024, tie_word_embeddings=True,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(cfg).save_pretrained(dest); tok.save_pretrained(dest)
+    return dest
+
+def memory_child(strategy, model_dir, steps):
+    "Run in a fresh process: build prefnb's trainer for `strategy`, train `steps` steps, print peak RSS and step time."
+    import resource
+    quiet()
+    from prefnb.trainer import build_trainer
+    from prefnb.testing import toy_rows
+    cfg = tiny_cfg(base_model=str(model_dir), datasets=[dict(path=rows_file(toy_rows('orca', 8 * steps, 0)), type='chatml.intel')],
+                   micro_batch_size=4, sequence_len=256, max_steps=steps, live_plots=False, health_checks=False,
+                   learning_rate=1e-5, **STRATEGIES[strategy])
+    t = step_timer()
+    tr = no_printer(build_trainer(cfg, callbacks=[t]))
+    tr.args.save_strategy = 'no'
+    rss_built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tr.train()
+    steps_t = [b - a for a, b in zip(t.times[1:], t.times[2:])]
+    print('RESULT ' + json.dumps(dict(peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, built_mib=rss_built,
+                                      step_s=median(steps_t) if steps_t else t.seconds)))
+
+def bench_memory():
+    model_dir = mid_model(Path(tempfile.gettempdir())/'prefnb-bench-mid-qwen2')
+    steps = 4 if QUICK else 8
+    res = {}
+    for s in STRATEGIES:
+        p = subprocess.run([sys.executable, __file__, '--child', 'memory', s, str(model_dir), str(steps)], capture_output=True, text=True)
+        line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+        if not line: raise RuntimeError(f'memory child {s} failed:\n{p.stderr[-3000:]}')
+        res[s] = json.loads(line[0][7:])
+    base = res['full-copy']
+    out = []
+    for s, r in res.items():
+        out.append(record(f'memory_peak_rss_{s}', r['peak_mib'], base['peak_mib'], 'MiB', None,
+                          f'CPU peak RSS of a fresh process (~75M-param Qwen2 shape, fp32, batch 4, AdamW); baseline = full reference copy; '
+                          f'RSS after build {r["built_mib"]:.0f} MiB'))
+        out.append(record(f'memory_step_s_{s}', r['step_s'], base['step_s'], 's/step', None, 'median step time, same runs'))
+    return out
+
+# ---------------------------------------------------------------- 5. scaling
+
+def bench_scaling():
+    quiet()
+    from transformers import AutoTokenizer
+    from prefnb.testing import resolve_model
+    tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
+    sizes = (1000, 4000, 16000) if QUICK else (1000, 10000, 100000)
+    per_row = {}
+    for n in sizes:
+        ours, base, pre, _ = time_dataprep(n, tok)
+        per_row[n] = (1 / ours, 1 / base)
+    lo, hi = sizes[0], sizes[-1]
+    out = [record(f'scaling_dataprep_time_per_row_{lo}_to_{hi}', per_row[hi][0] / per_row[lo][0], per_row[hi][1] / per_row[lo][1],
+                  'x growth of s/row', 'prefnb <= 1.25',
+                  'seconds per row at the largest size / at the smallest (1 = linear); ' +
+                  ', '.join(f'{n}: prefnb {1e6 * per_row[n][0]:.0f} us/row, TRL {1e6 * per_row[n][1]:.0f} us/row' for n in sizes))]
+    fr = {}
+    for n in (1000, 10000, 100000):
+        lens = simulated_lengths(n)
+        t = time.perf_counter(); fr[n] = padding_fraction(lens, grouped_batches(lens, 8, 0)); fr[n] = (fr[n], time.perf_counter() - t)
+    out.append(record('scaling_grouping_time_per_row_1k_to_100k', (fr[100000][1] / 1e5) / (fr[1000][1] / 1e3), None,
+                      'x growth of s/row', 'prefnb <= 1.5', 'LengthGroupedSampler + batching, seconds per row at 100k / at 1k; '
+                      'useful fraction ' + ', '.join(f'{n}: {fr[n][0]:.3f}' for n in fr)))
+    for cut in (256, 512, 1024, 2048):
+        lens = simulated_lengths(20000, cut=cut)
+        out.append(record(f'scaling_padding_useful_fraction_cut_{cut}', padding_fraction(lens, grouped_batches(lens, 8, 0)),
+                          padding_fraction(lens, random_batches(len(lens), 8, 0)), 'useful/computed tokens', 'prefnb >= 0.75',
+                          f'simulated UltraFeedback-like lengths cut at {cut} tokens, batch 8'))
+    out.extend(step_scaling())
+    return out
+
+def step_scaling():
+    "Forward+backward time per token of the tiny model's DPO step as the sequence grows 256 -> 2048 (no quadratic blow-up)."
+    import torch
+    from transformers import AutoModelForCausalLM
+    from prefnb.testing import resolve_model
+    model = AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-chatml'), dtype='float32')
+    model.config.max_position_embeddings = 4096
+    per_tok = {}
+    for L in (256, 512, 1024, 2048):
+        x = torch.randint(3, 500, (8, L))
+        ts = []
+        for _ in range(4 if QUICK else 8):
+            t = time.perf_counter(); model(input_ids=x).logits.float().logsumexp(-1).mean().backward(); ts.append(time.perf_counter() - t)
+        per_tok[L] = median(ts[1:]) / (8 * L)
+    return [record('scaling_step_time_per_token_256_to_2048', per_tok[2048] / per_tok[256], None, 'x growth of s/token', 'prefnb <= 1.5',
+                   'tiny model forward+backward (batch 8 sequences, SDPA), s/token at 2048 / at 256; ' +
+                   ', '.join(f'{L}: {1e6 * v:.2f} us/token' for L, v in per_tok.items()))]
+
+# ---------------------------------------------------------------- 6. import and start-up
+
+def _import_time(mod, reps):
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); subprocess.run([sys.executable, '-c', f'import {mod}'], check=True); ts.append(time.perf_counter() - t)
+    return median(ts)
+
+BY_HAND = '''
+import os, sys
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+from datasets import Dataset
+from prefnb.testing import resolve_model, toy_rows
+p = resolve_model("prefnb:tiny-chatml")
+tok = AutoTokenizer.from_pretrained(p)
+rows = [dict(prompt=[dict(role="user", content=r["question"])], chosen=[dict(role="assistant", content=r["chosen"])],
+             rejected=[dict(role="assistant", content=r["rejected"])]) for r in toy_rows("orca", 256, 0)]
+args = DPOConfig(output_dir=sys.argv[1], use_cpu=True, report_to="none", max_steps=1, logging_steps=1, logging_first_step=True,
+                 per_device_train_batch_size=8, disable_tqdm=True, save_strategy="no", max_length=256)
+tr = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(p), args=args, train_dataset=Dataset.from_list(rows), processing_class=tok)
+tr.train(); tr.save_model(sys.argv[1])
+'''
+
+def _first_log(cmd, env=None):
+    "Seconds from launching `cmd` to the first logged loss on its stdout, and to its exit."
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    first = None
+    for line in p.stdout:
+        if first is None and "'loss'" in line or first is None and '"loss"' in line: first = time.perf_counter() - t
+    p.wait()
+    if p.returncode: raise RuntimeError(f'{cmd} exited {p.returncode}')
+    return first, time.perf_counter() - t
+
+def bench_startup():
+    reps = 3 if QUICK else 5
+    out = [record('import_prefnb_s', _import_time('prefnb', reps), _import_time('trl', reps), 's', 'prefnb <= 0.5',
+                  'fresh `python -c "import prefnb"` vs `import trl`, median wall time (includes ~the interpreter start-up)'),
+           record('import_prefnb_trainer_s', _import_time('prefnb.trainer', reps), _import_time('trl', reps), 's', None,
+                  'prefnb.trainer imports transformers at module top (TrainerCallback subclasses), so it costs about an `import trl`')]
+    script = Path(tempfile.mkdtemp())/'by_hand.py'; script.write_text(BY_HAND)
+    ours, theirs = [], []
+    prefnb_bin = str(Path(sys.executable).parent/'prefnb')
+    for rep in range(reps):
+        for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
+            d = tempfile.mkdtemp()
+            if who == 0: ours.append(_first_log([prefnb_bin, 'train', 'examples/tiny-dpo.yml', '--set', 'max_steps=1', 'logging_steps=1',
+                                                 f'output_dir={d}', 'test_datasets=null']))
+            else: theirs.append(_first_log([sys.executable, str(script), d]))
+    out.append(record('startup_to_first_step_s', median(o[0] for o in ours), median(t[0] for t in theirs), 's', 'ratio <= 1.1',
+                      '`prefnb train examples/tiny-dpo.yml --set max_steps=1` vs a hand-written TRL script, launch to first logged loss'))
+    out.append(record('startup_whole_command_s', median(o[1] for o in ours), median(t[1] for t in theirs), 's', None,
+                      'launch to exit, 1 step: prefnb also writes config.yml, trl_args.json, data_report.json, health.json/md, metrics.png'))
+    return out
+
+# ---------------------------------------------------------------- main
+
+BENCHMARKS = dict(overhead=bench_overhead, padding=bench_padding, dataprep=bench_dataprep, memory=bench_memory,
+                  scaling=bench_scaling, startup=bench_startup)
+
+def fmt(v):
+    if v is None: return '–'
+    return f'{v:.3g}' if abs(v) < 1000 else f'{v:,.0f}'
+
+def markdown(records)->str:
+    lines = [f'Machine: {MACHINE}. `ratio` = prefnb / baseline.', '',
+             '| benchmark | prefnb | baseline | unit | ratio | goal | met | note |', '|---|---|---|---|---|---|---|---|']
+    for r in records:
+        met = {True: 'yes', False: '**no**', None: '–'}[r['met']]
+        lines.append(f"| {r['name']} | {fmt(r['prefnb'])} | {fmt(r['baseline'])} | {r['unit']} | {fmt(r['ratio'])} | "
+                     f"{r['goal'] or '–'} | {met} | {r.get('note', '')} |")
+    return '\n'.join(lines) + '\n'
+
+def main(argv=None):
+    global QUICK
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--quick', action='store_true', help='smaller sizes and fewer repeats (under 10 minutes on 2 CPU cores)')
+    ap.add_argument('--out', default=str(HERE/'results.json'), help='JSON result file; the markdown table goes next to it (.md)')
+    ap.add_argument('--only', nargs='+', choices=list(BENCHMARKS), help='run only these benchmarks')
+    ap.add_argument('--child', nargs='+', help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child: return memory_child(a.child[1], a.child[2], int(a.child[3])) or 0
+    QUICK = a.quick
+    records, t0 = [], time.perf_counter()
+    for name in a.only or BENCHMARKS:
+        t = time.perf_counter(); print(f'{name} ...', flush=True)
+        records.extend(BENCHMARKS[name]())
+        print(f'{name}: {time.perf_counter() - t:.0f} s', flush=True)
+    out = Path(a.out)
+    out.write_text(json.dumps(records, indent=1) + '\n')
+    out.with_suffix('.md').write_text(markdown(records))
+    print(f'{len(records)} records in {time.perf_counter() - t0:.0f} s -> {out}, {out.with_suffix(".md")}')
+    return 0
+
+MACHINE = machine() if '--child' not in sys.argv else ''
+if __name__ == '__main__': sys.exit(main())
