@@ -9,13 +9,13 @@ __all__ = ['ALL_METHODS', 'CHECKS', 'RULES', 'load_history', 'detect_method', 'n
            'check_early_perfect', 'check_one_label', 'rules_table', 'Finding', 'Monitor', 'diagnose', 'run_method',
            'synthetic_run', 'summary', 'health_dict', 'write_health', 'HealthCallback', 'doctor_cli']
 
-# %% ../nbs/07_health.ipynb #b55a0a30
+# %% ../nbs/07_health.ipynb #4aae46bc
 import json, math, random, statistics, sys
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from .core import UserError
 
-# %% ../nbs/07_health.ipynb #03e2b145
+# %% ../nbs/07_health.ipynb #946a209d
 _SUMMARY_KEYS = {'train_runtime', 'train_samples_per_second', 'train_steps_per_second', 'total_flos', 'train_loss'}
 
 def _read_json_file(p:Path):
@@ -57,7 +57,7 @@ def load_history(run # a run folder, a metrics.jsonl, a trainer_state.json, or a
         out.append(d)
     return sorted(out, key=lambda d: d['step'])
 
-# %% ../nbs/07_health.ipynb #9e1d077b
+# %% ../nbs/07_health.ipynb #16ba0fa0
 def detect_method(history:list[dict] # log entries, as from `load_history`
                  )->str: # 'dpo', 'kto', 'simpo' (any CPO run) or 'orpo'
     "The preference method a history was most likely logged by, from its metric keys."
@@ -68,7 +68,7 @@ def detect_method(history:list[dict] # log entries, as from `load_history`
     if 'kl' in keys: return 'kto'
     return 'dpo'
 
-# %% ../nbs/07_health.ipynb #dea88158
+# %% ../nbs/07_health.ipynb #d656843e
 def noise(xs:list[float] # consecutive values of one metric
          )->float: # a robust estimate of the per-point standard deviation
     "Noise of a series from the median absolute deviation of its first differences (a trend leaves it unchanged)."
@@ -88,7 +88,7 @@ def shift(early:list[float], # an earlier window of values
     z = delta / se if se > 0 else (math.inf if delta > 0 else -math.inf if delta < 0 else 0.0)
     return delta, z
 
-# %% ../nbs/07_health.ipynb #a377f28d
+# %% ../nbs/07_health.ipynb #be61f12d
 ALL_METHODS = ('dpo', 'ipo', 'kto', 'simpo', 'orpo')
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Rule:
         p.update(self.params.get(method, {}))
         return p
 
-# %% ../nbs/07_health.ipynb #b60c7099
+# %% ../nbs/07_health.ipynb #69cf33dd
 class Series:
     "The train metrics logged so far: `vals(key)` is one metric's values in step order."
     def __init__(self): self.entries, self._vals = [], {}
@@ -130,7 +130,7 @@ def _windows(v, p):
     w = min(max(p.get('window', 5), len(v) // p.get('grow', 4)), 50)   # windows grow with the run: more power
     return v[:w], v[-w:], noise(v[-200:])
 
-# %% ../nbs/07_health.ipynb #45538b2c
+# %% ../nbs/07_health.ipynb #86da4a3d
 _WATCH = ('loss', 'rewards/', 'logps/', 'kl', 'nll_loss', 'log_odds')
 
 def check_nonfinite(S, p):
@@ -265,7 +265,7 @@ CHECKS = {f.__name__.removeprefix('check_'): f for f in
           (check_nonfinite, check_above, check_all_below, check_pinned, check_rising, check_falling, check_flat,
            check_both_falling, check_negative, check_mean_below, check_mean_above, check_flips, check_early_perfect, check_one_label)}
 
-# %% ../nbs/07_health.ipynb #924d0c0a
+# %% ../nbs/07_health.ipynb #01b64523
 _ACC = ('dpo', 'ipo', 'simpo', 'orpo')
 _R = Rule
 RULES = [
@@ -343,7 +343,7 @@ RULES = [
        unless=('margins_negative', 'nonfinite')),
 ]
 
-# %% ../nbs/07_health.ipynb #a9043e5e
+# %% ../nbs/07_health.ipynb #aae71c97
 def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
                )->str: # a markdown table
     "The rules as a markdown table: id, metrics, methods, severity, thresholds, cause, fix."
@@ -354,7 +354,7 @@ def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
                     f"{r.check}({ps}) | {r.cause} | {r.fix} |")
     return '\n'.join(rows)
 
-# %% ../nbs/07_health.ipynb #d78d1535
+# %% ../nbs/07_health.ipynb #30198e07
 @dataclass
 class Finding:
     "What one rule found in a run."
@@ -372,7 +372,7 @@ class Finding:
         return (f'[{self.severity}] {self.rule}: {self.title} at {where}\n  seen:  {self.detail}\n'
                 f'  cause: {self.cause}\n  fix:   {self.fix}')
 
-# %% ../nbs/07_health.ipynb #40b46fe2
+# %% ../nbs/07_health.ipynb #ff958fee
 def _rules_for(method, rules, thresholds):
     rules = RULES if rules is None else rules
     thresholds = thresholds or {}
@@ -422,7 +422,7 @@ class Monitor:
         fs = [f for r, _ in self.rules if (f := self.found.get(r.id)) and not set(r.unless) & ids]
         return sorted(fs, key=lambda f: (order[f.severity], f.first_step))
 
-# %% ../nbs/07_health.ipynb #470f1713
+# %% ../nbs/07_health.ipynb #4aab21c5
 def diagnose(run, # a run folder, metrics.jsonl, trainer_state.json, or a list of log dicts
              method:str=None, # 'dpo', 'ipo', 'kto', 'simpo', 'orpo'; detected from the run when None
              rules:list=None, # the rules to apply; `RULES` when None (pass a modified copy to change them)
@@ -446,7 +446,7 @@ def run_method(run, history:list[dict]=None)->str:
             if rl in ALL_METHODS: return rl
     return detect_method(history if history is not None else load_history(run))
 
-# %% ../nbs/07_health.ipynb #361e45b1
+# %% ../nbs/07_health.ipynb #4e7dbefc
 def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 'kto', 'simpo' or 'orpo'
                   n:int=40, # logged steps
                   seed:int=0, # noise seed
@@ -483,7 +483,7 @@ def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 
         out.append(e)
     return out
 
-# %% ../nbs/07_health.ipynb #ba039aec
+# %% ../nbs/07_health.ipynb #802a0e65
 def summary(findings:list[Finding], # from `diagnose`
             method:str=None # shown in the headline when given
            )->str:
@@ -515,7 +515,7 @@ def write_health(run_dir, # the run folder (output_dir)
     (d/'health.md').write_text('\n'.join(md))
     return d/'health.json'
 
-# %% ../nbs/07_health.ipynb #2fdbc615
+# %% ../nbs/07_health.ipynb #9693e40a
 def _callback_base():
     from transformers import TrainerCallback
     return TrainerCallback
@@ -551,7 +551,7 @@ class _HealthMixin:
     @property
     def findings(self)->list[Finding]: return self.monitor.findings()
 
-# %% ../nbs/07_health.ipynb #1f0e21c4
+# %% ../nbs/07_health.ipynb #d637043e
 def doctor_cli(argv:list[str]=None)->int:
     "prefnb doctor PATH [--json] [--method M]: diagnose a run; exit 0 healthy, 3 on an error finding."
     import argparse

@@ -6,15 +6,15 @@
 __all__ = ['PANELS', 'panel_grid', 'ema', 'plot_series', 'shade', 'panels_for', 'plot_metrics', 'plot_runs', 'in_notebook',
            'LivePlotCallback']
 
-# %% ../nbs/08_plots.ipynb #cbc56325
+# %% ../nbs/08_plots.ipynb #833b7bf8
 import io, math, time
 from pathlib import Path
 from .core import UserError
 from .health import load_history, run_method, diagnose, ALL_METHODS, _SUMMARY_KEYS
 
-# %% ../nbs/08_plots.ipynb #83d82a6a
+# %% ../nbs/08_plots.ipynb #72525007
 def _png(fig, dpi=100)->bytes:
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); return buf.getvalue()
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi); return buf.getvalue()   # constrained layout already fits
 
 def panel_grid(n:int, # number of panels
                ncols:int=3, # panels per row
@@ -66,7 +66,7 @@ def shade(ax, lo:float=None, hi:float=None, # the healthy range; None = unbounde
     ax.axhspan(y0 if lo is None else lo, y1 if hi is None else hi, color=color, alpha=0.08, lw=0, zorder=0)
     ax.set_ylim(y0, y1)
 
-# %% ../nbs/08_plots.ipynb #5cada923
+# %% ../nbs/08_plots.ipynb #a64c3a4b
 PANELS = [
     dict(id='loss', keys=('loss',), title='loss: should fall', band={'dpo': (0.3, 0.7)}),
     dict(id='rewards', keys=('rewards/chosen', 'rewards/rejected'), title='rewards: chosen up, rejected down'),
@@ -89,7 +89,7 @@ def _band(p, method):
     b = p.get('band')
     return b.get(method) if isinstance(b, dict) else b
 
-# %% ../nbs/08_plots.ipynb #c5863815
+# %% ../nbs/08_plots.ipynb #b5a725ec
 def _xy(history, key):
     xs, ys = [], []
     for e in history:
@@ -173,7 +173,7 @@ def plot_metrics(run, # a run folder, metrics.jsonl, trainer_state.json, or a li
     fig.saved_to = _save(fig, run, path)
     return fig
 
-# %% ../nbs/08_plots.ipynb #7320652f
+# %% ../nbs/08_plots.ipynb #b62d02ec
 def plot_runs(runs:list, # runs, each anything `load_history` accepts
               labels:list[str]=None, # one label per run; folder names or run1, run2... when None
               method:str=None, # picks the shaded ranges; from the first run when None
@@ -191,7 +191,7 @@ def plot_runs(runs:list, # runs, each anything `load_history` accepts
     fig.saved_to = _save(fig, None, path, 'runs.png')
     return fig
 
-# %% ../nbs/08_plots.ipynb #cb4b6433
+# %% ../nbs/08_plots.ipynb #30707b52
 def in_notebook()->bool:
     "True inside a Jupyter/Colab kernel (where a display handle can be updated in place)."
     try:

@@ -1,5 +1,6 @@
 """Bad configs through `prefnb check` and `prefnb train`: each ends with its own message naming the field, exit code 2,
 no traceback, and nothing written to the output_dir."""
+from pathlib import Path
 import pytest
 from _reliability import prefnb, in_process, assert_user_error, example, write_yaml, snapshot, EXAMPLES
 
@@ -110,8 +111,8 @@ def test_train_bad_set_overrides(sets, needle, tmp_path):
 
 # ---- paths that do not exist, and runtime-only mistakes: the config is valid, the run cannot start
 def _fresh(tmp_path, **over):
-    out = tmp_path/'out'
-    return write_yaml(tmp_path/'c.yml', example(output_dir=str(out), **over)), out
+    d = example(output_dir=str(tmp_path/'out')); d.update(over)
+    return write_yaml(tmp_path/'c.yml', d), Path(d['output_dir'])
 
 def test_data_path_does_not_exist(tmp_path):
     p, out = _fresh(tmp_path, datasets=[dict(path=str(tmp_path/'nope.jsonl'), type='chatml.intel')])

@@ -18,6 +18,7 @@ def _half_written(run, step, how):
     "Imitate a kill -9 during the save of checkpoint-`step`: a copy of the newest checkpoint, then cut short."
     src = sorted(Path(run).glob('checkpoint-*'), key=lambda p: int(p.name.split('-')[1]))[-1]
     ck = Path(run)/f'checkpoint-{step}'; shutil.copytree(src, ck)
+    st = ck/'trainer_state.json'; st.write_text(json.dumps({**json.loads(st.read_text()), 'global_step': step}, indent=2))
     if how == 'no-trainer-state':       # transformers writes trainer_state.json last: killed before it
         (ck/'trainer_state.json').unlink()
         w = ck/'model.safetensors'; w.write_bytes(w.read_bytes()[:1000])
