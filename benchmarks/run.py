@@ -146,7 +146,7 @@ def bench_overhead():
     from prefnb.trainer import train, load_tokenizer
     from prefnb.data import prepare
     from prefnb.testing import resolve_model, toy_rows
-    n, reps = (48, 3) if QUICK else (256, 5)
+    n, reps = (32, 3) if QUICK else (256, 5)
     # batch 1: no padding between rows, so prefnb's length-grouped order and TRL's random order compute the same
     # tokens per epoch and only the wrapper differs.  Steps of the tiny model are ~10 ms: a worst case for overhead.
     common = dict(micro_batch_size=1, logging_steps=4, learning_rate=3e-4, seed=42, sequence_len=256)
@@ -198,9 +198,10 @@ def real_epoch():
     from prefnb.trainer import build_trainer, load_tokenizer
     from prefnb.data import prepare
     from prefnb.testing import resolve_model
-    n, reps = (64, 3) if QUICK else (512, 5)
-    rows = long_tailed_rows(n)
-    cfg = tiny_cfg(datasets=[dict(path=rows_file(rows), type='chatml.prompt_pairs')], micro_batch_size=8, sequence_len=1024,
+    n, reps = (32, 3) if QUICK else (256, 5)
+    # a quarter of UltraFeedback's scale (the tiny tokenizer spends ~2-3 tokens a word): the CPU epochs stay short
+    rows = long_tailed_rows(n, prompt_words=20, response_words=50, cut=200)
+    cfg = tiny_cfg(datasets=[dict(path=rows_file(rows), type='chatml.prompt_pairs')], micro_batch_size=8, sequence_len=512,
                    live_plots=False, health_checks=False)
     tok = load_tokenizer(cfg); data = prepare(cfg, tok)
     def useful(tr):
@@ -218,9 +219,9 @@ def real_epoch():
                 fo.append(useful(tr)); tr.train(); ours.append(t.seconds)
             else:
                 tr = trl_dpo_by_hand(resolve_model('prefnb:tiny-chatml'), tok, data.train, [t], per_device_train_batch_size=8,
-                                     learning_rate=3e-4, seed=42, max_length=1024, logging_steps=4, num_train_epochs=1)
+                                     learning_rate=3e-4, seed=42, max_length=512, logging_steps=4, num_train_epochs=1)
                 ft.append(useful(tr)); tr.train(); theirs.append(t.seconds)
-    tl = [len(tok(r['prompt'] + r['chosen']).input_ids) for r in data.train.select(range(64))]
+    tl = [len(tok(r['prompt'] + r['chosen']).input_ids) for r in data.train.select(range(min(64, len(data.train))))]
     return [record('padding_useful_fraction_real', median(fo), median(ft), 'useful/computed tokens', 'prefnb >= 0.75',
                    f'attention masks of the real collated batches, {len(data.train)} long-tailed rows (tiny tokenizer, median '
                    f'prompt+chosen {int(median(tl))} tokens), batch 8'),
@@ -265,7 +266,7 @@ def bench_dataprep():
     quiet()
     from transformers import AutoTokenizer
     from prefnb.testing import resolve_model
-    n, reps = (1000, 3) if QUICK else (10000, 5)
+    n, reps = (500, 3) if QUICK else (10000, 5)
     out = []
     for model in ('chatml', 'llama'):
         tok = AutoTokenizer.from_pretrained(resolve_model(f'prefnb:tiny-{model}'))
@@ -349,7 +350,7 @@ def bench_scaling():
     from transformers import AutoTokenizer
     from prefnb.testing import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
-    sizes = (1000, 4000) if QUICK else (1000, 10000, 100000)
+    sizes = (500, 2000) if QUICK else (1000, 10000, 100000)
     per_row = {}
     for n in sizes:
         ours, base, pre, _ = time_dataprep(n, tok)
@@ -383,13 +384,13 @@ def step_scaling():
     model.config.max_position_embeddings = 4096
     per_tok = {}
     for L in (256, 512, 1024, 2048):
-        x = torch.randint(3, 500, (8, L))
+        x = torch.randint(3, 500, (2, L))
         ts = []
-        for _ in range(4 if QUICK else 8):
+        for _ in range(3 if QUICK else 8):
             t = time.perf_counter(); model(input_ids=x).logits.float().logsumexp(-1).mean().backward(); ts.append(time.perf_counter() - t)
-        per_tok[L] = median(ts[1:]) / (8 * L)
+        per_tok[L] = median(ts[1:]) / (2 * L)
     return [record('scaling_step_time_per_token_256_to_2048', per_tok[2048] / per_tok[256], None, 'x growth of s/token', 'prefnb <= 1.5',
-                   'tiny model forward+backward (batch 8 sequences, SDPA), s/token at 2048 / at 256; ' +
+                   'tiny model forward+backward (batch 2 sequences, SDPA), s/token at 2048 / at 256; ' +
                    ', '.join(f'{L}: {1e6 * v:.2f} us/token' for L, v in per_tok.items()))]
 
 # ---------------------------------------------------------------- 6. import and start-up
@@ -429,7 +430,7 @@ def _first_log(cmd, env=None):
     return first, time.perf_counter() - t
 
 def bench_startup():
-    reps = 3 if QUICK else 5
+    reps = 2 if QUICK else 5
     out = [record('import_prefnb_s', _import_time('prefnb', reps), _import_time('trl', reps), 's', 'prefnb <= 0.5',
                   'fresh `python -c "import prefnb"` vs `import trl`, median wall time (includes ~the interpreter start-up)'),
            record('import_prefnb_trainer_s', _import_time('prefnb.trainer', reps), _import_time('trl', reps), 's', None,

@@ -9,12 +9,12 @@ __all__ = ['RUN_FILES', 'NOT_SECRET', 'choose_precision', 'load_tokenizer', 'qua
            'prepare_run_dir', 'RunResult', 'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli',
            'merge_adapter', 'merge_cli']
 
-# %% ../nbs/06_trainer.ipynb #a43f05e8
+# %% ../nbs/06_trainer.ipynb #638cb5cf
 import json, math, os, signal, sys, time, warnings
 from pathlib import Path
 from .core import UserError, device_info, auto_precision
 
-# %% ../nbs/06_trainer.ipynb #07f3ec6b
+# %% ../nbs/06_trainer.ipynb #fa4aa524
 def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', true or false)
                      info:dict=None # from `device_info`; read from the machine when None
                     )->dict: # precision, the TRL flags bf16 / fp16 / use_cpu, and the reason
@@ -35,7 +35,7 @@ def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', tru
                     reason=f"{info['name']} has no bf16: fp16 with loss scaling, trainable weights kept in fp32")
     return dict(precision='fp32', bf16=False, fp16=False, use_cpu=False, reason='bf16 and fp16 switched off')
 
-# %% ../nbs/06_trainer.ipynb #8a4b9254
+# %% ../nbs/06_trainer.ipynb #4193bc75
 def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, chat_template(_jinja), trust_remote_code
                    notes:list=None # choices made are appended here as plain sentences
                   ):
@@ -56,7 +56,7 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
         notes.append(f'tokenizer had no pad token: using {tok.pad_token!r}')
     return tok
 
-# %% ../nbs/06_trainer.ipynb #493d0c08
+# %% ../nbs/06_trainer.ipynb #76d0facd
 def quantization_config(cfg, # a `PrefConfig`
                         precision:dict # from `choose_precision`
                        ):
@@ -81,7 +81,7 @@ def attention_implementation(precision:dict)->str:
     if precision['precision'] in ('bf16', 'fp16') and version_of('flash-attn'): return 'flash_attention_2'
     return 'sdpa'
 
-# %% ../nbs/06_trainer.ipynb #43d01f30
+# %% ../nbs/06_trainer.ipynb #cd97e471
 def model_dtype(cfg, precision:dict):
     "The torch dtype to load the base weights in."
     import torch
@@ -109,7 +109,7 @@ def load_model(cfg, # a `PrefConfig`
     if cfg.gradient_checkpointing: model.config.use_cache = False
     return model
 
-# %% ../nbs/06_trainer.ipynb #410cab7c
+# %% ../nbs/06_trainer.ipynb #dd04628e
 def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout, lora_target_modules
                ):
     "A peft `LoraConfig` for `cfg`, or None without an adapter."
@@ -119,7 +119,7 @@ def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout,
                       target_modules=cfg.lora_target_modules or 'all-linear', modules_to_save=cfg.lora_modules_to_save,
                       task_type='CAUSAL_LM')
 
-# %% ../nbs/06_trainer.ipynb #49a0a4cb
+# %% ../nbs/06_trainer.ipynb #b0d81fd5
 def reference_plan(cfg, # a `PrefConfig`
                    method # the `Method` of `cfg.rl`
                   )->dict: # kind ('none', 'adapter-disabled', 'precomputed', 'full-copy') and reason
@@ -131,7 +131,7 @@ def reference_plan(cfg, # a `PrefConfig`
         return dict(kind='adapter-disabled', reason=f'{cfg.adapter}: the reference is the policy with its adapter disabled (no second copy)')
     return dict(kind='full-copy', reason='full fine-tuning: a frozen copy of the base model is the reference')
 
-# %% ../nbs/06_trainer.ipynb #2c3636c5
+# %% ../nbs/06_trainer.ipynb #dfc29574
 def _import(path:tuple):
     import importlib
     return getattr(importlib.import_module(path[0]), path[1])
@@ -184,7 +184,7 @@ def trl_config(cfg, # a `PrefConfig`
     known = set(Config.__dataclass_fields__)
     return Config(**{k: v for k, v in kw.items() if k in known})
 
-# %% ../nbs/06_trainer.ipynb #f91fb44f
+# %% ../nbs/06_trainer.ipynb #e134bed8
 def _row_lengths(b):
     "Padded length of each tokenised pair: DPO keeps prompt and responses apart, CPO / ORPO store whole sequences."
     if 'prompt_ids' in b: return [len(p) + max(len(c), len(r)) for p, c, r in zip(b['prompt_ids'], b['chosen_ids'], b['rejected_ids'])]
@@ -204,7 +204,7 @@ def add_length_column(trainer):
     if 'length' not in trainer._signature_columns: trainer._signature_columns = [*trainer._signature_columns, 'length']
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #ea7694a1
+# %% ../nbs/06_trainer.ipynb #1b1870db
 def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
                   callbacks:list=(), # extra transformers callbacks
                   data=None, # a `prefnb.data.PreparedData`; prepared from the config when None
@@ -231,7 +231,7 @@ def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
     trainer.prefnb = dict(method=method.name, precision=precision, reference=ref, notes=notes, data_report=data.report)
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #c8741989
+# %% ../nbs/06_trainer.ipynb #50fc4d29
 from transformers import TrainerCallback
 
 class MetricsFile(TrainerCallback):
@@ -261,7 +261,7 @@ class GracefulStop(TrainerCallback):
     def on_train_end(self, args, state, control, **kw):
         for s, h in getattr(self, '_old', {}).items(): signal.signal(s, h)
 
-# %% ../nbs/06_trainer.ipynb #33a9f6a2
+# %% ../nbs/06_trainer.ipynb #d41193c7
 RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png')
 
 def checkpoints(run_dir:Path)->list[Path]:
@@ -293,13 +293,13 @@ def prepare_run_dir(cfg, overwrite:bool=False)->Path:
     run.mkdir(parents=True, exist_ok=True)
     return run
 
-# %% ../nbs/06_trainer.ipynb #195955e9
+# %% ../nbs/06_trainer.ipynb #5651db65
 def _trim_metrics(path:Path, step:int):
     if not path.exists(): return
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
     path.write_text(''.join(l + '\n' for l in keep))
 
-# %% ../nbs/06_trainer.ipynb #dacf4bab
+# %% ../nbs/06_trainer.ipynb #10b6a199
 class RunResult:
     "What `train` returns: the run folder, the metrics, the health findings and the trainer."
     def __init__(self, run_dir, history, findings, trainer): self.run_dir, self.history, self.findings, self.trainer = run_dir, history, findings, trainer
@@ -326,13 +326,13 @@ def _health_callbacks(cfg, run):
         cbs.append(LivePlotCallback(method=cfg.rl))
     return cbs
 
-def _finish(cfg, run, trainer):
-    "Diagnose and plot after training (the callbacks already printed live findings)."
-    from prefnb.health import diagnose, write_health
-    findings = diagnose(run, method=cfg.rl) if (run/'metrics.jsonl').exists() else []
-    write_health(run, findings)
-    from prefnb.plots import plot_metrics
-    plot_metrics(run, method=cfg.rl, findings=findings, path=run/'metrics.png')
+def _finish(cfg, run):
+    "Findings for the result (the health callback already printed them and wrote health.json / health.md); the PNG when no live plot wrote it."
+    from prefnb.health import diagnose
+    findings = diagnose(run, method=cfg.rl) if cfg.health_checks else []
+    if not cfg.live_plots:
+        from prefnb.plots import plot_metrics
+        plot_metrics(run, method=cfg.rl, findings=findings, path=run/'metrics.png')
     return findings
 
 def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
@@ -372,11 +372,11 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     trainer.save_model(str(run))
     if not main: return RunResult(run, [], None, trainer)
     trainer.processing_class.save_pretrained(str(run))
-    findings = _finish(cfg, run, trainer)
+    findings = _finish(cfg, run)
     from prefnb.health import load_history
     return RunResult(run, load_history(run), findings, trainer)
 
-# %% ../nbs/06_trainer.ipynb #cdca735f
+# %% ../nbs/06_trainer.ipynb #53c5ad2c
 def parse_sets(items:list[str])->dict:
     "`['max_steps=10', 'rl=kto']` -> `{'max_steps': 10, 'rl': 'kto'}` (values read as YAML)."
     import yaml
@@ -412,7 +412,7 @@ def train_cli(argv:list[str]=None)->int:
     _log(f'run folder: {res.run_dir}')
     return 0
 
-# %% ../nbs/06_trainer.ipynb #efa312b2
+# %% ../nbs/06_trainer.ipynb #be5dd4ab
 def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
                   out:str|Path # where to write the merged model and tokenizer
                  )->Path:

@@ -6,7 +6,7 @@
 __all__ = ['SECTIONS', 'TABS', 'HIDDEN', 'field_notes', 'sections', 'shown_for', 'to_text', 'from_text', 'field_widget',
            'message_field', 'ConfigForm', 'config_form', 'dataset_columns', 'gpu_gib']
 
-# %% ../nbs/09_widgets.ipynb #8be3d0c2
+# %% ../nbs/09_widgets.ipynb #00b24b65
 import functools, html, inspect, io, json, re, textwrap, tokenize, types, typing
 from pathlib import Path
 import ipywidgets as W
@@ -15,7 +15,7 @@ from .core import UserError
 from .config import PrefConfig, DatasetEntry, check_config, read_config
 from .methods import METHODS, field_methods
 
-# %% ../nbs/09_widgets.ipynb #3469ee65
+# %% ../nbs/09_widgets.ipynb #8df433ed
 @functools.cache
 def field_notes(cls # a pydantic model class documented with trailing `# comments`
                )->dict:
@@ -33,7 +33,7 @@ def field_notes(cls # a pydantic model class documented with trailing `# comment
             out[first.string] = (head, next((t.string.lstrip('#').strip() for t in ts if t.type == tokenize.COMMENT), ''))
     return out
 
-# %% ../nbs/09_widgets.ipynb #aecec9e0
+# %% ../nbs/09_widgets.ipynb #71524b9a
 SECTIONS = {'model and tokenizer': 'model', 'method': 'method', 'data': 'data', 'adapter and quantisation': 'adapter',
             'optimisation': 'training', 'run, logging, saving': 'output', "prefnb's own": 'output'}
 TABS = ('model', 'method', 'data', 'adapter', 'training', 'output')
@@ -46,7 +46,7 @@ def sections()->dict:
         if f not in HIDDEN: out.setdefault(SECTIONS.get(head, 'other'), []).append(f)
     return out
 
-# %% ../nbs/09_widgets.ipynb #24d7e234
+# %% ../nbs/09_widgets.ipynb #b21c5a50
 def shown_for(field:str, # a PrefConfig field
               rl:str # the method
              )->bool:
@@ -54,7 +54,7 @@ def shown_for(field:str, # a PrefConfig field
     users = field_methods(field)
     return not users or rl in users
 
-# %% ../nbs/09_widgets.ipynb #552b27bf
+# %% ../nbs/09_widgets.ipynb #e09d27ae
 _NONE = 'null'
 _TIP = 'tooltip' if 'tooltip' in W.Text.class_trait_names() else 'description_tooltip'   # ipywidgets 8 / 7 (older Colab runtimes)
 
@@ -100,7 +100,7 @@ def field_widget(name:str, # the field, e.g. 'rl' or 'datasets[0].path'
     if ann is bool: return W.Checkbox(indent=True, **kw)
     return W.Text(continuous_update=False, **kw)
 
-# %% ../nbs/09_widgets.ipynb #66a819eb
+# %% ../nbs/09_widgets.ipynb #c0d78fa1
 def message_field(problem, # a `prefnb.config.Problem`
                   keys # the form's field keys
                  )->str:
@@ -113,7 +113,7 @@ def message_field(problem, # a `prefnb.config.Problem`
     rule = next((r for r in RULES if r.id == problem.rule), None)
     return next((f for f in (rule.fields if rule else ()) if f in keys), '')
 
-# %% ../nbs/09_widgets.ipynb #27b903f0
+# %% ../nbs/09_widgets.ipynb #399484a7
 def _ds_key(f): return f'datasets[0].{f}'
 
 class ConfigForm(W.VBox):
@@ -139,8 +139,8 @@ class ConfigForm(W.VBox):
         self.buttons = {n: W.Button(description=n, tooltip=t) for n, t in [
             ('Recommend', 'choose the method from the data (and the GPU)'), ('Memory', 'estimate peak GPU memory'),
             ('Preview data', 'show samples token by token'), ('YAML', 'show the config as YAML and save it'),
-            ('Train', 'train this config here, with live plots and health checks')]}
-        for n, fn in zip(self.buttons, ('recommend', 'memory', 'preview_data', 'save_yaml', 'train')):
+            ('Train', 'train this config here, with live plots and health checks'), ('Load', 'fill the form from the YAML file in the box')]}
+        for n, fn in zip(self.buttons, ('recommend', 'memory', 'preview_data', 'save_yaml', 'train', 'load_yaml')):
             self.buttons[n].on_click(lambda b, fn=fn: getattr(self, fn)())   # methods defined below
         self.summary, self.report, self.out = W.HTML(), W.HTML(), W.Output()
         super().__init__([W.HBox([*self.buttons.values(), self.yaml_path]), self.tabs, self.summary, self.report, self.out])
@@ -166,7 +166,7 @@ class ConfigForm(W.VBox):
         self._touched.add(key)
         self.refresh()
 
-# %% ../nbs/09_widgets.ipynb #0f2a4add
+# %% ../nbs/09_widgets.ipynb #12127451
 def _load(self:ConfigForm, config):
     "Fill the form from a PrefConfig, a dict or a YAML path."
     raw = read_config(config) if not isinstance(config, PrefConfig) else config.model_dump(mode='json', exclude_unset=True)
@@ -174,6 +174,10 @@ def _load(self:ConfigForm, config):
     ds = list(raw.pop('datasets', None) or [{}])
     first = ds[0].model_dump(exclude_unset=True) if isinstance(ds[0], DatasetEntry) else dict(ds[0])
     vals = {**raw, **{_ds_key(k): v for k, v in first.items()}, 'datasets[1:]': ds[1:] or None}
+    bad = [f"{k}: got {v!r}, expected one of {', '.join(_label(c) for _, c in getattr(self.fields[k], 'options', [(0, True), (0, False)]))}"
+           for k, v in vals.items() if k in self.fields and not isinstance(self.fields[k], W.Text)
+           and v not in [c for _, c in getattr(self.fields[k], 'options', [(0, True), (0, False)])]]
+    if bad: raise UserError('config: ' + '; '.join(bad))
     self._busy = True
     try:
         for k, w in self.fields.items():
@@ -206,7 +210,7 @@ def _values(self:ConfigForm)->dict:
     return {**head, 'rl': rl, **out}
 ConfigForm._is_set, ConfigForm.values = _is_set, _values
 
-# %% ../nbs/09_widgets.ipynb #488a735f
+# %% ../nbs/09_widgets.ipynb #87702f74
 _COLOUR = {'error': '#c0392b', 'warning': '#b9770e'}
 
 def _note_html(problems): return '<br>'.join(f'<span style="color:{_COLOUR[p.level]}">{p.level}: {html.escape(p.message)}</span>' for p in problems)
@@ -243,14 +247,14 @@ def _visible(self:ConfigForm)->list:
     return [k for k in self.fields if self.rows[k].layout.display != 'none']
 ConfigForm.visible = _visible
 
-# %% ../nbs/09_widgets.ipynb #b0b7f776
+# %% ../nbs/09_widgets.ipynb #a290e3f6
 def config_form(config=None, # a PrefConfig, a dict, a YAML path, or None
                 yaml_path:str='config.yml' # where the YAML button saves
                )->ConfigForm:
     "A form for a preference run config; `form.config` holds the validated `PrefConfig` it shows."
     return ConfigForm(config, yaml_path)
 
-# %% ../nbs/09_widgets.ipynb #17f14e25
+# %% ../nbs/09_widgets.ipynb #454c1821
 def _need_config(self:ConfigForm):
     if self.config is None:
         raise UserError('the form has errors; fix them first:\n' + '\n'.join(f'  - {p.message}' for p in self.errors))
@@ -262,7 +266,7 @@ def _run(self:ConfigForm, fn):
     except ImportError as e: self._show(f'not available: {e}')   # a module of prefnb or an optional dependency missing
 ConfigForm._need_config, ConfigForm._run = _need_config, _run
 
-# %% ../nbs/09_widgets.ipynb #d82c8d17
+# %% ../nbs/09_widgets.ipynb #f2bd050d
 def dataset_columns(entry:dict # a dataset entry, as in the config
                    )->list:
     "The column names of a dataset entry's source (toy, local file or cached hub dataset)."
@@ -282,7 +286,8 @@ def _recommend(self:ConfigForm):
         if not entry.get('path'): raise UserError('datasets[0].path: empty; give the training dataset first, its columns decide the method')
         cols, gpu = dataset_columns(entry), gpu_gib()
         model = self.fields['base_model'].value.strip() or None
-        s = self.selection = __import__('prefnb.methods', fromlist=['x']).select_method(cols, model=model if gpu else None, gpu=gpu)
+        from prefnb.methods import select_method
+        s = self.selection = select_method(cols, model=model if gpu else None, gpu=gpu)   # the model matters only for memory
         self.fields['rl'].value = s.method
         self._show(f'method: {s.method}\n' + '\n'.join(f'  because {r}' for r in s.reasons) +
                    f"\ncolumns: {', '.join(cols)}; GPU: {f'{gpu} GiB' if gpu else 'none detected'}\nsuggested settings:\n" +
@@ -291,7 +296,7 @@ def _recommend(self:ConfigForm):
     return self._run(go)
 ConfigForm.recommend = _recommend
 
-# %% ../nbs/09_widgets.ipynb #29dc5e05
+# %% ../nbs/09_widgets.ipynb #efcb81b4
 def _memory(self:ConfigForm):
     "The memory plan of the config against the detected GPU (a T4 when there is none)."
     def go():
@@ -303,7 +308,7 @@ def _memory(self:ConfigForm):
     return self._run(go)
 ConfigForm.memory = _memory
 
-# %% ../nbs/09_widgets.ipynb #e8df4500
+# %% ../nbs/09_widgets.ipynb #79ae0b4f
 def _preview_data(self:ConfigForm, n:int=2):
     "The token-level preview of the configured data."
     def go():
@@ -316,7 +321,7 @@ def _preview_data(self:ConfigForm, n:int=2):
     return self._run(go)
 ConfigForm.preview_data = _preview_data
 
-# %% ../nbs/09_widgets.ipynb #58d7c0d5
+# %% ../nbs/09_widgets.ipynb #39156b71
 def _save_yaml(self:ConfigForm):
     "Show the config as YAML and save it to `yaml_path`."
     def go():
@@ -326,9 +331,12 @@ def _save_yaml(self:ConfigForm):
         self._show(f'# saved to {p}\n{y}')
         return p
     return self._run(go)
-ConfigForm.save_yaml = _save_yaml
+def _load_yaml(self:ConfigForm):
+    "Fill the form from the YAML file named in `yaml_path` (the Load button)."
+    return self._run(lambda: self.load(self.yaml_path.value.strip()))
+ConfigForm.save_yaml, ConfigForm.load_yaml = _save_yaml, _load_yaml
 
-# %% ../nbs/09_widgets.ipynb #09b5b3ce
+# %% ../nbs/09_widgets.ipynb #6dd19773
 def _lock(self:ConfigForm, locked:bool):
     for w in [*self.fields.values(), *self.buttons.values(), self.yaml_path]: w.disabled = locked
 

@@ -152,6 +152,19 @@ def test_every_example_config_fills_the_form_unchanged(path):
     assert f.errors == [] and f.config.model_dump() == cfg.model_dump()
     assert [k for k in f.visible() if k in sections()['method']] == METHOD_FIELDS[cfg.rl]
 
+def test_with_a_gpu_recommend_and_memory_use_its_memory(monkeypatch):
+    import prefnb.widgets
+    from prefnb.config import plan_for
+    from prefnb.methods import select_method
+    monkeypatch.setattr(prefnb.widgets, 'gpu_gib', lambda: 14.56)
+    f = config_form(dict(GOOD, rl='simpo'))
+    f.buttons['Recommend'].click()
+    want = select_method(['system', 'question', 'chosen', 'rejected'], model='prefnb:tiny-chatml', gpu=14.56)
+    assert f.selection == want and f.config.rl == 'dpo'
+    assert f.report_text.startswith('method: dpo\n  because DPO fits 14.56 GiB GPU (full, LoRA or QLoRA)\n')
+    f.buttons['Memory'].click()
+    assert f.report_text == plan_for(f.config, 14.56).table() and 'fits' in f.report_text
+
 def test_memory_shows_the_planner_estimate():
     from prefnb.config import plan_for
     f = config_form(dict(GOOD, adapter='lora'))
@@ -187,6 +200,9 @@ def test_yaml_is_saved_accepted_by_prefnb_check_and_round_trips(tmp_path):
     g = config_form(p)
     assert g.config.model_dump() == f.config.model_dump() and g.config.model_fields_set == f.config.model_fields_set
     assert g.values() == f.values()
+    h = config_form(yaml_path=str(p))
+    h.buttons['Load'].click()                                   # the Load button reads the file named in the box
+    assert h.config == f.config and h.fields['simpo_gamma'].value == '0.8'
 
 @pytest.mark.parametrize('over', [
     {}, dict(rl='kto', kto_undesirable_weight=1.33, micro_batch_size=4),
@@ -213,6 +229,11 @@ def test_options_the_form_has_no_field_for_are_listed_not_lost():
     assert f.ignored == ['flash_attention', 'lerning_rate'] and f.config is not None
     assert f.report_text.startswith('left out of the form: flash_attention, lerning_rate')
     assert config_form(GOOD).ignored == [] and config_form(GOOD).report_text == ''
+
+def test_a_value_a_dropdown_cannot_show_is_a_user_error():
+    from prefnb.core import UserError
+    with pytest.raises(UserError, match=r"^config: adapter: got 'LoRA', expected one of null, lora, qlora; live_plots: got 'yes', expected one of true, false$"):
+        config_form(dict(GOOD, adapter='LoRA', live_plots='yes'))
 
 def test_a_missing_yaml_file_is_a_user_error():
     from prefnb.core import UserError

@@ -110,3 +110,23 @@ def test_folder_with_only_checkpoints_is_a_run(finished_run, tmp_path):
     rc, e = in_process('train', [write_yaml(tmp_path/'c.yml', example(output_dir=str(run)))])
     assert rc == 2 and f'output_dir: {run} already holds a run (checkpoint-2)' in e
     assert snapshot(run) == before
+
+def test_kill_9_during_frequent_checkpoints_then_resume_finishes(tmp_path):
+    "A real SIGKILL while a checkpoint is saved at every step: no handler runs, and resume auto still finishes the run."
+    import os, signal, subprocess, time
+    run = tmp_path/'run'
+    base = ['--set', f'output_dir={run}', 'max_steps=6', 'save_steps=1', 'save_total_limit=null', 'logging_steps=1',
+            'eval_steps=0', 'live_plots=false', 'health_checks=false']
+    from _reliability import EXAMPLES
+    p = subprocess.Popen(['prefnb', 'train', str(EXAMPLES/'tiny-dpo.yml'), *base], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t = time.time()
+    while not (run/'checkpoint-2'/'trainer_state.json').exists() and p.poll() is None and time.time() - t < 300: time.sleep(0.01)
+    p.send_signal(signal.SIGKILL); p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+    from prefnb.trainer import checkpoints
+    done = checkpoints(run)
+    assert done and not (run/'model.safetensors').exists()
+    r = prefnb('train', EXAMPLES/'tiny-dpo.yml', *base, 'resume_from_checkpoint=auto')
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    assert f'resuming from {done[-1]}' in r.stdout
+    assert _steps(run) == list(range(1, 7)) and (run/'model.safetensors').exists()

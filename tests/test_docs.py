@@ -1,0 +1,45 @@
+"Structure of the tutorials and guides (their content is executed by nbdev_test)."
+import json, re
+from pathlib import Path
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NBS = ROOT/'nbs'
+METHODS = ('dpo', 'ipo', 'kto', 'orpo', 'simpo')
+TUTORIALS = (*METHODS, 'choosing-a-method', 'is-my-run-healthy')
+GUIDES = ('troubleshooting', 'multi-gpu')
+
+def cells(path): return [(c['cell_type'], ''.join(c['source'])) for c in json.loads(path.read_text())['cells']]
+
+def flags(src): return {l.split(':', 1)[0][3:].strip(): l.split(':', 1)[1].strip() if ':' in l else '' for l in src.splitlines() if l.startswith('#| ')}
+
+def test_all_pages_exist_and_are_in_the_sidebar():
+    side = yaml.safe_load((NBS/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    sections = {s['section']: s['contents'] for s in side if isinstance(s, dict)}
+    assert sections['Tutorials'] == [f'tutorials/{n}.ipynb' for n in TUTORIALS]
+    assert sections['Guides'][:2] == [f'guides/{n}.ipynb' for n in GUIDES] and 'guides/benchmarks.ipynb' in sections['Guides']
+    for n in TUTORIALS: assert (NBS/'tutorials'/f'{n}.ipynb').exists(), n
+    for n in GUIDES: assert (NBS/'guides'/f'{n}.ipynb').exists(), n
+
+def test_method_tutorials_open_with_badge_install_and_one_switch():
+    for m in METHODS:
+        cs = cells(NBS/'tutorials'/f'{m}.ipynb')
+        badge = f'https://colab.research.google.com/github/prefnb/prefnb/blob/main/nbs/tutorials/{m}.ipynb'
+        assert badge in cs[1][1], m
+        code = [s for t, s in cs if t == 'code']
+        assert flags(code[0]).get('eval') == 'false' and '!pip install' in code[0], m
+        assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_TINY')" in code[1], m
+        assert sum('FULL =' in s for s in code) == 1, m            # one switch, not one per cell
+        skipped = [s for s in code if flags(s).get('eval') == 'false' or {'gpu', 'slow'} & set(flags(s))]
+        assert len(skipped) == 2 and 'push_to_hub' in skipped[1], m   # only the install and the push (network) cells
+        assert any(f"rl='{m}'" in s for s in code) and any('disable_adapter()' in s for s in code), m
+
+def test_no_page_is_skipped_wholesale():
+    for p in [*(NBS/'tutorials').glob('*.ipynb'), *(NBS/'guides').glob('*.ipynb')]:
+        assert not re.search(r'skip_(exec|showdoc)\s*:\s*true', ''.join(s for _, s in cells(p)[:2])), p
+
+def test_readme_holds_both_commands():
+    readme = (ROOT/'README.md').read_text()
+    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e ".[dev]" && bash tools/test.sh' in readme
+    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e . && prefnb train examples/tiny-dpo.yml' in readme
+    assert (ROOT/'examples'/'tiny-dpo.yml').exists()
