@@ -28,6 +28,7 @@ def machine()->str:
 def check_goal(goal:str|None, prefnb, ratio)->bool|None:
     "Evaluate a goal string such as 'ratio >= 0.98' or 'prefnb <= 1.2'."
     if not goal: return None
+    if goal == 'ran': return False
     lhs, op, rhs = goal.split()
     v = dict(ratio=ratio, prefnb=prefnb)[lhs]
     if v is None or (isinstance(v, float) and math.isnan(v)): return False
@@ -69,12 +70,16 @@ def no_printer(trainer):
     for c in (PrinterCallback, ProgressCallback): trainer.remove_callback(c)
     return trainer
 
+SAME_AS_PREFNB = dict(bf16=False, gradient_checkpointing=False, optim='adamw_torch', lr_scheduler_type='cosine', warmup_steps=0.1,
+                      logging_first_step=True, data_seed=42)
+
 def trl_dpo_by_hand(model_path, tok, train_ds, callbacks=(), **args):
     "What a user writes without prefnb: TRL's DPOTrainer with its defaults plus the same batch, seed and lr."
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig, DPOTrainer
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype='float32')
     kw = dict(output_dir=tempfile.mkdtemp(), use_cpu=True, report_to='none', save_strategy='no', disable_tqdm=True) | args
+    if 'bf16' not in args: kw |= SAME_AS_PREFNB   # TRL's CPU defaults are bf16 autocast + gradient checkpointing; compare like with like
     return no_printer(DPOTrainer(model=model, args=DPOConfig(**kw), train_dataset=train_ds, processing_class=tok, callbacks=list(callbacks)))
 
 def rows_file(rows)->str:
@@ -193,41 +198,49 @@ def bench_padding():
                       'not done: TRL 1.16 disables padding_free for DPO (DPOTrainer warns and falls back to padding)'))
     return out
 
-def real_epoch():
-    "One CPU epoch of the tiny model on long-tailed rows: TRL's random batches vs prefnb's group_by_length."
+def _useful(tr):
+    "useful / computed tokens of one pass over the trainer's real train dataloader (its sampler and TRL's collator)."
+    u = c = 0
+    for b in tr.get_train_dataloader():
+        m = b['attention_mask']; u += int(m.sum()); c += m.numel()
+    return u / c
+
+def _tiny_pair(n, seed=0, **lengths):
+    "prefnb's trainer and TRL's by hand on the same `n` long-tailed rows (prepared once)."
     from prefnb.trainer import build_trainer, load_tokenizer
     from prefnb.data import prepare
     from prefnb.testing import resolve_model
-    n, reps = (32, 3) if QUICK else (256, 5)
-    # a quarter of UltraFeedback's scale (the tiny tokenizer spends ~2-3 tokens a word): the CPU epochs stay short
-    rows = long_tailed_rows(n, prompt_words=20, response_words=50, cut=200)
+    rows = long_tailed_rows(n, seed, **lengths)
     cfg = tiny_cfg(datasets=[dict(path=rows_file(rows), type='chatml.prompt_pairs')], micro_batch_size=8, sequence_len=512,
                    live_plots=False, health_checks=False)
     tok = load_tokenizer(cfg); data = prepare(cfg, tok)
-    def useful(tr):
-        u = c = 0
-        for b in tr.get_train_dataloader():
-            m = b['attention_mask']; u += int(m.sum()); c += m.numel()
-        return u / c
-    ours, theirs, fo, ft = [], [], [], []
+    def ours(cbs=()):
+        tr = no_printer(build_trainer(cfg, callbacks=list(cbs), data=data)); tr.args.save_strategy = 'no'; return tr
+    def theirs(cbs=()):
+        return trl_dpo_by_hand(resolve_model('prefnb:tiny-chatml'), tok, data.train, cbs, per_device_train_batch_size=8,
+                               learning_rate=3e-4, seed=42, max_length=512, logging_steps=4, num_train_epochs=1)
+    return ours, theirs, len(data.train)
+
+def real_epoch():
+    "Real collated batches, and one CPU epoch of the tiny model: TRL's random batches vs prefnb's group_by_length."
+    n_frac = 1000 if QUICK else 4000
+    ours, theirs, kept = _tiny_pair(n_frac, prompt_words=20, response_words=50, cut=200)
+    out = [record('padding_useful_fraction_real', _useful(ours()), _useful(theirs()), 'useful/computed tokens', 'prefnb >= 0.75',
+                  f'attention masks of one pass over the real train dataloaders (sampler + TRL collator), {kept} long-tailed rows '
+                  '(log-normal prompts ~20 words, responses ~50, tiny tokenizer ~2-3 tokens a word), batch 8')]
+    n, reps = (256, 2) if QUICK else (1600, 3)
+    ours, theirs, kept = _tiny_pair(n, 1, prompt_words=10, response_words=25, cut=100)
+    to, tt, fo, ft = [], [], [], []
     for rep in range(reps):
         for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
             t = step_timer()
-            if who == 0:
-                tr = no_printer(build_trainer(cfg, callbacks=[t], data=data))
-                tr.args.save_strategy = 'no'
-                fo.append(useful(tr)); tr.train(); ours.append(t.seconds)
-            else:
-                tr = trl_dpo_by_hand(resolve_model('prefnb:tiny-chatml'), tok, data.train, [t], per_device_train_batch_size=8,
-                                     learning_rate=3e-4, seed=42, max_length=512, logging_steps=4, num_train_epochs=1)
-                ft.append(useful(tr)); tr.train(); theirs.append(t.seconds)
-    tl = [len(tok(r['prompt'] + r['chosen']).input_ids) for r in data.train.select(range(min(64, len(data.train))))]
-    return [record('padding_useful_fraction_real', median(fo), median(ft), 'useful/computed tokens', 'prefnb >= 0.75',
-                   f'attention masks of the real collated batches, {len(data.train)} long-tailed rows (tiny tokenizer, median '
-                   f'prompt+chosen {int(median(tl))} tokens), batch 8'),
-            record('padding_epoch_s', median(ours), median(theirs), 's/epoch', 'ratio <= 0.77',
-                   f'one training epoch on CPU, tiny model, prefnb group_by_length vs TRL random order, medians of {reps} interleaved '
-                   f'(ratio <= 0.77 = at least 1.3x faster; speed-up {median(theirs) / median(ours):.2f}x)')]
+            tr = (ours, theirs)[who]([t])
+            (fo, ft)[who].append(_useful(tr)); tr.train(); (to, tt)[who].append(t.seconds)
+    mult = min(kept // 32, 50)
+    return out + [record('padding_epoch_s', median(to), median(tt), 's/epoch', 'ratio <= 0.77',
+                         f'one training epoch on CPU, tiny model, {kept} rows, batch 8: prefnb group_by_length (useful {median(fo):.2f}) vs TRL '
+                         f'random order (useful {median(ft):.2f}), medians of {reps} interleaved; speed-up {median(tt) / median(to):.2f}x '
+                         f'(goal: 1.3x). transformers groups within megabatches of min(rows // 32, 50) = {mult} batches')]
 
 # ---------------------------------------------------------------- 3. data preparation
 
@@ -293,14 +306,14 @@ STRATEGIES = {   # name: config fields
     'orpo-ref-free': dict(rl='orpo'),
 }
 
-def mid_model(dest:Path):
-    "A ~75M-parameter Qwen2 shape with random weights (the tiny tokenizer), so weights dominate peak memory."
+def mid_model(dest:Path, hidden=768, layers=12):
+    "A Qwen2 shape with random weights (the tiny tokenizer; ~75M parameters by default), so weights dominate peak memory."
     if (dest/'config.json').exists(): return dest
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
     from prefnb.testing import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3, num_hidden_layers=layers, num_attention_heads=hidden // 64,
                       num_key_value_heads=4, max_position_embeddings=1024, tie_word_embeddings=True,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
@@ -326,7 +339,12 @@ def memory_child(strategy, model_dir, steps):
                                       step_s=median(steps_t) if steps_t else t.seconds)))
 
 def bench_memory():
-    model_dir = mid_model(Path(tempfile.gettempdir())/'prefnb-bench-mid-qwen2')
+    hidden, layers = (512, 8) if QUICK else (768, 12)
+    model_dir = mid_model(Path(tempfile.gettempdir())/f'prefnb-bench-qwen2-{hidden}x{layers}', hidden, layers)
+    from transformers import AutoConfig
+    c = AutoConfig.from_pretrained(model_dir)
+    params = sum(p for p in [c.vocab_size * c.hidden_size] + [c.num_hidden_layers * (2 * c.hidden_size ** 2 + 2 * c.hidden_size * c.num_key_value_heads * 64
+                                                                                     + 3 * c.hidden_size * c.intermediate_size)])
     steps = 3 if QUICK else 8
     res = {}
     for s in STRATEGIES:
@@ -338,7 +356,7 @@ def bench_memory():
     out = []
     for s, r in res.items():
         out.append(record(f'memory_peak_rss_{s}', r['peak_mib'], base['peak_mib'], 'MiB', None,
-                          f'CPU peak RSS of a fresh process (~75M-param Qwen2 shape, fp32, batch 4, AdamW); baseline = full reference copy; '
+                          f'CPU peak RSS of a fresh process ({params / 1e6:.0f}M-param Qwen2 shape {hidden}x{layers}, fp32, batch 4, AdamW); baseline = full reference copy; '
                           f'RSS after build {r["built_mib"]:.0f} MiB'))
         out.append(record(f'memory_step_s_{s}', r['step_s'], base['step_s'], 's/step', None, 'median step time, same runs'))
     return out
@@ -395,10 +413,13 @@ def step_scaling():
 
 # ---------------------------------------------------------------- 6. import and start-up
 
-def _import_time(mod, reps):
+def _import_time(stmt, reps):
+    "Median wall time of a fresh interpreter running `stmt` (a module name means `import` it)."
     ts = []
     for _ in range(reps):
-        t = time.perf_counter(); subprocess.run([sys.executable, '-c', f'import {mod}'], check=True); ts.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, '-c', stmt if ' ' in stmt else f'import {stmt}'], check=True)
+        ts.append(time.perf_counter() - t)
     return median(ts)
 
 BY_HAND = '''
@@ -433,19 +454,22 @@ def bench_startup():
     reps = 2 if QUICK else 5
     out = [record('import_prefnb_s', _import_time('prefnb', reps), _import_time('trl', reps), 's', 'prefnb <= 0.5',
                   'fresh `python -c "import prefnb"` vs `import trl`, median wall time (includes ~the interpreter start-up)'),
-           record('import_prefnb_trainer_s', _import_time('prefnb.trainer', reps), _import_time('trl', reps), 's', None,
-                  'prefnb.trainer imports transformers at module top (TrainerCallback subclasses), so it costs about an `import trl`')]
+           ]
+    if not QUICK:   # about a minute each on a loaded 2-core machine
+        out.append(record('import_prefnb_trainer_s', _import_time('prefnb.trainer', reps), _import_time('from trl import DPOTrainer', reps), 's',
+                          'ratio <= 1.1', 'prefnb.trainer imports transformers at module top (its callbacks subclass TrainerCallback), '
+                          'which pulls in transformers.trainer, accelerate and peft: about what `from trl import DPOTrainer` costs'))
     script = Path(tempfile.mkdtemp())/'by_hand.py'; script.write_text(BY_HAND)
     ours, theirs = [], []
     prefnb_bin = str(Path(sys.executable).parent/'prefnb')
-    for rep in range(reps):
+    for rep in range(1 if QUICK else reps):
         for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
             d = tempfile.mkdtemp()
             if who == 0: ours.append(_first_log([prefnb_bin, 'train', 'examples/tiny-dpo.yml', '--set', 'max_steps=1', 'logging_steps=1',
                                                  f'output_dir={d}', 'test_datasets=null']))
             else: theirs.append(_first_log([sys.executable, str(script), d]))
     out.append(record('startup_to_first_step_s', median(o[0] for o in ours), median(t[0] for t in theirs), 's', 'ratio <= 1.1',
-                      '`prefnb train examples/tiny-dpo.yml --set max_steps=1` vs a hand-written TRL script, launch to first logged loss'))
+                      '`prefnb train examples/tiny-dpo.yml --set max_steps=1` vs a hand-written TRL script, launch to first logged loss' + (' (one pair in --quick)' if QUICK else '')))
     out.append(record('startup_whole_command_s', median(o[1] for o in ours), median(t[1] for t in theirs), 's', None,
                       'launch to exit, 1 step: prefnb also writes config.yml, trl_args.json, data_report.json, health.json/md, metrics.png'))
     return out
@@ -460,7 +484,7 @@ def fmt(v):
     return f'{v:.3g}' if abs(v) < 1000 else f'{v:,.0f}'
 
 def markdown(records)->str:
-    lines = [f'Machine: {MACHINE}. `ratio` = prefnb / baseline.', '',
+    lines = [f'Machine: {MACHINE}. `ratio` = prefnb / baseline. Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.', '',
              '| benchmark | prefnb | baseline | unit | ratio | goal | met | note |', '|---|---|---|---|---|---|---|---|']
     for r in records:
         met = {True: 'yes', False: '**no**', None: '–'}[r['met']]
@@ -478,16 +502,20 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.child: return memory_child(a.child[1], a.child[2], int(a.child[3])) or 0
     QUICK = a.quick
-    records, t0 = [], time.perf_counter()
+    records, t0, failed = [], time.perf_counter(), []
+    out = Path(a.out)
     for name in a.only or BENCHMARKS:
         t = time.perf_counter(); print(f'{name} ...', flush=True)
-        records.extend(BENCHMARKS[name]())
+        try: records.extend(BENCHMARKS[name]())
+        except Exception as e:   # one broken benchmark must not lose the others' figures
+            import traceback; traceback.print_exc(); failed.append(name)
+            records.append(dict(name=f'{name}_failed', prefnb=None, baseline=None, unit='', ratio=None, goal='ran', met=False,
+                                note=f'{type(e).__name__}: {e}'[:300], machine=MACHINE))
         print(f'{name}: {time.perf_counter() - t:.0f} s', flush=True)
-    out = Path(a.out)
-    out.write_text(json.dumps(records, indent=1) + '\n')
-    out.with_suffix('.md').write_text(markdown(records))
+        out.write_text(json.dumps(records, indent=1) + '\n')   # after each benchmark, so an interrupted run keeps its figures
+        out.with_suffix('.md').write_text(markdown(records))
     print(f'{len(records)} records in {time.perf_counter() - t0:.0f} s -> {out}, {out.with_suffix(".md")}')
-    return 0
+    return 1 if failed else 0
 
 MACHINE = machine() if '--child' not in sys.argv else ''
 if __name__ == '__main__': sys.exit(main())

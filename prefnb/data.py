@@ -5,18 +5,18 @@
 # %% auto #0
 __all__ = ['DEFAULTS', 'FORMATS', 'CPO_STYLE', 'ENTRY_OPTIONS', 'IDS', 'COLOURS', 'get', 'check_file', 'describe', 'load_source',
            'map_rows', 'apply_strategy', 'adds_bos', 'bos_to_strip', 'strip_bos', 'encode', 'token_lengths',
-           'fit_batch', 'unpair', 'PreparedData', 'entry_type', 'strategy_for', 'prepare_entry', 'prepare',
-           'format_report', 'pretokenize', 'pretokenized_dpo_trainer', 'Preview', 'preview', 'plot_lengths',
+           'fit_batch', 'unpair', 'PreparedData', 'entry_type', 'strategy_for', 'prepare_entry', 'duplicates',
+           'prepare', 'format_report', 'pretokenize', 'pretokenized_dpo_trainer', 'Preview', 'preview', 'plot_lengths',
            'preview_cli']
 
-# %% ../nbs/04_data.ipynb #a1e7e838
+# %% ../nbs/04_data.ipynb #2ed4d4be
 import json, os
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import UserError
 from . import strategies as S
 
-# %% ../nbs/04_data.ipynb #81d0729e
+# %% ../nbs/04_data.ipynb #117f3ee2
 DEFAULTS = dict(rl='dpo', datasets=[], test_datasets=[], val_set_size=0.0, sequence_len=1024, excess_length_strategy='drop',
                 on_bad_rows='error', dataset_num_proc=None, seed=42, chat_template=None, chat_template_jinja=None)
 
@@ -28,7 +28,7 @@ def get(obj, # a config, a dataset entry, a dict or a SimpleNamespace
     if v is None: v = DEFAULTS.get(name, default)
     return v if v is not None else default
 
-# %% ../nbs/04_data.ipynb #84f6c629
+# %% ../nbs/04_data.ipynb #4da22fbb
 FORMATS = {'.json': 'json', '.jsonl': 'json', '.csv': 'csv', '.parquet': 'parquet'}
 
 def check_file(path:Path, # a local data file
@@ -53,7 +53,7 @@ def check_file(path:Path, # a local data file
         raise UserError(f"{label}: not JSON (it starts with {txt.lstrip()[:20]!r}); expected {'one JSON object per line' if ext == '.jsonl' else 'a JSON list of objects'}. Fix the extension or the file")
     return FORMATS[ext]
 
-# %% ../nbs/04_data.ipynb #3436a90f
+# %% ../nbs/04_data.ipynb #4fd86c54
 def describe(entry, # a dataset entry
              i:int, # its index in the config list
              split:str='train' # 'train' (`datasets`) or 'test' (`test_datasets`)
@@ -115,7 +115,7 @@ def load_source(entry, # a dataset entry (DatasetEntry, dict or namespace), or a
         raise UserError(f"{label}: could not load {src!r} (split={split!r}{', ' if kw else ''}{', '.join(f'{k}={v!r}' for k, v in kw.items())}): "
                         f"{type(e).__name__}: {str(e)[:300]}. Check the path or name; hub datasets need a network") from None
 
-# %% ../nbs/04_data.ipynb #f1d4ff7b
+# %% ../nbs/04_data.ipynb #f34f7447
 def _out_cols(family): return S.OUTPUT_COLUMNS[family]
 
 def _features(cols):
@@ -166,7 +166,7 @@ def apply_strategy(rows, # a `Dataset`, or a list of dicts
                     batched=True, with_indices=True, remove_columns=rows.column_names, num_proc=num_proc,
                     desc=f'{label}: applying strategy' if num_proc else None)
 
-# %% ../nbs/04_data.ipynb #977e03fe
+# %% ../nbs/04_data.ipynb #0ce0203f
 def adds_bos(tokenizer # a transformers tokenizer
             )->bool:
     "True when `tokenizer('x')` itself starts with the BOS token."
@@ -189,7 +189,7 @@ def strip_bos(prompt:str, # prompt text
     while prompt.startswith(bos): prompt = prompt[len(bos):]
     return prompt, True
 
-# %% ../nbs/04_data.ipynb #37f5350d
+# %% ../nbs/04_data.ipynb #ab151d13
 CPO_STYLE = ('simpo', 'orpo')
 
 def _prefix(a, b):
@@ -234,7 +234,7 @@ def token_lengths(tokenizer, # the training tokenizer
     "(prompt length, [response lengths]) per row, in tokens, as TRL will feed them."
     return [(len(p), [len(r) for r in rs]) for p, rs in encode(tokenizer, prompts, responses, rl)]
 
-# %% ../nbs/04_data.ipynb #014fef23
+# %% ../nbs/04_data.ipynb #5a8cc156
 def _cut(tokenizer, prompt, resp, budget, rl):
     "`resp` cut so prompt + response (+ the EOS TRL adds) fits `budget` response tokens; None if impossible."
     ids = encode(tokenizer, [prompt], [[resp]], rl)[0][1][0]
@@ -276,7 +276,7 @@ def fit_batch(batch:dict, # columns prompt + response columns (+ _bad)
         out['_bad'][i] = 'prompt alone does not fit sequence_len' if strategy == 'truncate' else 'longer than sequence_len'
     return out
 
-# %% ../nbs/04_data.ipynb #2eb829d7
+# %% ../nbs/04_data.ipynb #0a426a57
 def unpair(ds, # a Dataset with prompt / chosen / rejected
            seed:int=42 # shuffle seed
           ):
@@ -286,7 +286,7 @@ def unpair(ds, # a Dataset with prompt / chosen / rejected
     out = datasets.Dataset.from_dict(dict(prompt=p + p, completion=list(ds['chosen']) + list(ds['rejected']), label=[True] * n + [False] * n))
     return out.cast(_features(['prompt', 'completion', 'label'])).shuffle(seed=seed).flatten_indices()
 
-# %% ../nbs/04_data.ipynb #a0059a2c
+# %% ../nbs/04_data.ipynb #a396e344
 @dataclass
 class PreparedData:
     "What `prepare` returns: train and eval `Dataset`s and the JSON-ready report."
@@ -346,6 +346,7 @@ def prepare_entry(entry, # the dataset entry
     label = describe(entry, i, split)
     rl, num_proc, seq = get(config, 'rl'), get(config, 'dataset_num_proc'), get(config, 'sequence_len')
     src = load_source(entry, label, split)
+    if len(src) == 0: raise UserError(f'{label}: the dataset has no rows; expected at least one')
     fn, family, unpair_ = strategy_for(entry, config, tokenizer, _columns(src))
     ds = apply_strategy(src, fn, family, label, get(config, 'on_bad_rows'), num_proc)
     bos, n_bos = bos_to_strip(tokenizer, rl), 0
@@ -365,12 +366,22 @@ def prepare_entry(entry, # the dataset entry
     if unpair_: ds = unpair(ds, get(config, 'seed'))
     rep = dict(name=label, split=split, type=S.resolve_name(entry_type(entry), rl),
                rows_in=len(src), kept=len(ds) // (2 if unpair_ else 1), truncated=trunc, dropped=sum(reasons.values()),
-               dropped_reasons=reasons, bos_stripped=n_bos, unpaired=unpair_, rows_out=len(ds))
+               dropped_reasons=reasons, bos_stripped=n_bos, unpaired=unpair_, rows_out=len(ds), duplicates=duplicates(ds))
     assert rep['rows_in'] == rep['kept'] + rep['dropped'], rep
     return ds, rep
 
+def duplicates(ds)->int:
+    "Rows identical to an earlier row: counted in the report, kept in the data (repeats can be deliberate up-weighting)."
+    import numpy as np
+    if len(ds) == 0: return 0
+    hashes = np.empty(len(ds), dtype=np.int64); i = 0   # 8 bytes a row, batches streamed from Arrow: memory stays bounded
+    for b in ds.iter(batch_size=10_000):
+        cols = list(b.values())
+        for row in zip(*cols): hashes[i] = hash(tuple(map(str, row))); i += 1
+    return len(ds) - len(np.unique(hashes))
+
 def _totals(reps):
-    t = {k: sum(r[k] for r in reps) for k in ('rows_in', 'kept', 'truncated', 'dropped', 'bos_stripped', 'rows_out')}
+    t = {k: sum(r[k] for r in reps) for k in ('rows_in', 'kept', 'truncated', 'dropped', 'bos_stripped', 'rows_out', 'duplicates')}
     t['dropped_reasons'] = {}
     for r in reps:
         for k, v in r['dropped_reasons'].items(): t['dropped_reasons'][k] = t['dropped_reasons'].get(k, 0) + v
@@ -412,7 +423,7 @@ def prepare(config, # a PrefConfig, a dict or a namespace with the same field na
                   train_rows=len(train), eval_rows=len(ev) if ev is not None else 0)
     return PreparedData(train, ev, report)
 
-# %% ../nbs/04_data.ipynb #8edeb91e
+# %% ../nbs/04_data.ipynb #91dae921
 def format_report(report:dict # `PreparedData.report`
                  )->str:
     "The data report as a few aligned lines."
@@ -420,12 +431,13 @@ def format_report(report:dict # `PreparedData.report`
     lines = [f"data: rl={report.get('rl')} sequence_len={report.get('sequence_len')} excess_length_strategy={report.get('excess_length_strategy')} on_bad_rows={report.get('on_bad_rows')}"]
     for r in report.get('datasets', []):
         lines.append(f"  {r['name']} [{r['split']}, {r['type']}]: in {r['rows_in']}, kept {r['kept']} (truncated {r['truncated']}), dropped {r['dropped']}"
-                     + (f", BOS stripped {r['bos_stripped']}" if r['bos_stripped'] else '') + (f", unpaired to {r['rows_out']} rows" if r['unpaired'] else ''))
+                     + (f", BOS stripped {r['bos_stripped']}" if r['bos_stripped'] else '') + (f", unpaired to {r['rows_out']} rows" if r['unpaired'] else '')
+                     + (f", {r['duplicates']} duplicate rows (kept)" if r.get('duplicates') else ''))
         for k, v in r['dropped_reasons'].items(): lines.append(f"      dropped {v}: {k}")
     if 'train_rows' in report: lines.append(f"  train rows {report['train_rows']}, eval rows {report['eval_rows']}")
     return '\n'.join(lines)
 
-# %% ../nbs/04_data.ipynb #0d4af54c
+# %% ../nbs/04_data.ipynb #ec367920
 IDS = ('prompt_ids', 'chosen_ids', 'rejected_ids')
 
 def pretokenize(ds, # a prepared paired Dataset (prompt / chosen / rejected text)
@@ -457,7 +469,7 @@ def pretokenized_dpo_trainer():
     _TRAINER['dpo'] = PretokenizedDPOTrainer
     return PretokenizedDPOTrainer
 
-# %% ../nbs/04_data.ipynb #064e481f
+# %% ../nbs/04_data.ipynb #2d54b89f
 COLOURS = dict(prompt=('#e8e8e8', '90'), chosen=('#c8f0c8', '32'), rejected=('#f6c8c8', '31'),
                completion=('#c8dcf6', '34'))   # part: (HTML background, ANSI colour)
 
@@ -534,7 +546,7 @@ def preview(config_or_dataset, # a config (prepared with `prepare`), a `Prepared
         samples.append(dict(parts=parts, label=r.get('label'), offset={'prompt': 0, **{c: len(p_ids) for c in cols}}))
     return Preview(samples, seq, report)
 
-# %% ../nbs/04_data.ipynb #eb483c5e
+# %% ../nbs/04_data.ipynb #49cfe510
 def plot_lengths(data, # a `PreparedData`, a `Dataset` or a list of rows
                  tokenizer, # the training tokenizer
                  sequence_len:int|None=None, # drawn as a vertical line; read from a PreparedData's report when None
@@ -558,7 +570,7 @@ def plot_lengths(data, # a `PreparedData`, a `Dataset` or a list of rows
     if path: fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/04_data.ipynb #a1f41297
+# %% ../nbs/04_data.ipynb #bf3ae6a1
 def _tokenizer_for(cfg):
     try:
         from prefnb.trainer import load_tokenizer

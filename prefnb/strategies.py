@@ -11,13 +11,13 @@ __all__ = ['TEMPLATES', 'METHOD_FAMILIES', 'OUTPUT_COLUMNS', 'REGISTRY', 'ALIASE
            'kto_argilla', 'kto_argilla_chat', 'kto_intel', 'kto_prompt_pairs', 'kto_ultra', 'kto_user_defined',
            'kto_passthrough', 'import_strategies']
 
-# %% ../nbs/03_strategies.ipynb #a6cdedc1
+# %% ../nbs/03_strategies.ipynb #eef8b34c
 import difflib, functools, inspect, string
 from dataclasses import dataclass, field
 from typing import Callable
 from .core import UserError
 
-# %% ../nbs/03_strategies.ipynb #5db55f36
+# %% ../nbs/03_strategies.ipynb #255cf2b1
 TEMPLATES = {
     'chatml': dict(system='<|im_start|>system\n{system}<|im_end|>\n',
                    turn='<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n',
@@ -42,7 +42,7 @@ def render_response(family:str, # a key of `TEMPLATES`
     "A response closed with `family`'s end-of-turn marker."
     return text + TEMPLATES[family]['end']
 
-# %% ../nbs/03_strategies.ipynb #a8d98f6c
+# %% ../nbs/03_strategies.ipynb #57763edd
 def _show(v, n=60):
     "A short, typed description of a found value for error messages."
     if v is None: return 'None'
@@ -68,7 +68,7 @@ def text(row:dict, # the dataset row
     if not isinstance(v, str) or not v: raise BadRow(column, v, what)
     return v
 
-# %% ../nbs/03_strategies.ipynb #690e9c11
+# %% ../nbs/03_strategies.ipynb #bf0da875
 def turn_content(row:dict, # the dataset row
                  column:str, # a column holding a list of {role, content} messages
                  i:int # which message
@@ -83,7 +83,7 @@ def turn_content(row:dict, # the dataset row
         raise BadRow(f'{column}[{i}].content', m, 'a message dict with non-empty string content')
     return m['content']
 
-# %% ../nbs/03_strategies.ipynb #59ea55d6
+# %% ../nbs/03_strategies.ipynb #bf31d7d5
 METHOD_FAMILIES = {'dpo': ('paired',), 'ipo': ('paired',), 'simpo': ('paired',), 'orpo': ('orpo', 'paired'), 'kto': ('kto',)}
 OUTPUT_COLUMNS = {'paired': ('prompt', 'chosen', 'rejected'), 'orpo': ('prompt', 'chosen', 'rejected'),
                   'kto': ('prompt', 'completion', 'label')}
@@ -118,7 +118,7 @@ def register_strategy(name:str, # e.g. "myformat.default"
         return fn
     return deco
 
-# %% ../nbs/03_strategies.ipynb #278c5228
+# %% ../nbs/03_strategies.ipynb #c08aebbf
 def available(rl:str='dpo' # the method: dpo, ipo, simpo, orpo or kto
              )->list[str]:
     "Every strategy name (aliases included) usable with method `rl`."
@@ -145,7 +145,7 @@ def resolve_name(type:str|dict, # the dataset entry's `type`: a name, or a dict 
                         "add your own with @register_strategy)")
     return s.name
 
-# %% ../nbs/03_strategies.ipynb #f7c253b6
+# %% ../nbs/03_strategies.ipynb #c0093b88
 def get_strategy(type:str|dict, # a strategy name, or a dict of user_defined options
                  rl:str='dpo' # the method
                 )->Strategy:
@@ -171,7 +171,7 @@ def load(type:str|dict, # strategy name, or a dict of user_defined options
     fn.strategy = s
     return fn
 
-# %% ../nbs/03_strategies.ipynb #a361a9d3
+# %% ../nbs/03_strategies.ipynb #910bf9cd
 def _paired(family, prompt, chosen, rejected, system=None):
     return dict(prompt=render_prompt(family, prompt, system), chosen=render_response(family, chosen),
                 rejected=render_response(family, rejected))
@@ -224,7 +224,7 @@ def _register_families(table, rl, aliases=None):
 
 _register_families(PAIRED, 'paired', aliases={'default': ['argilla']})   # chatml.argilla is a documented name that raises upstream
 
-# %% ../nbs/03_strategies.ipynb #40516fc6
+# %% ../nbs/03_strategies.ipynb #a6e60a7a
 NECTAR_PROMPT = '<|system|>\n</s>\n<|user|>\n{prompt}</s>\n<|assistant|>\n'
 
 @register_strategy('zephyr.nectar', rl='paired')
@@ -239,10 +239,13 @@ def nectar(row):
     return dict(prompt=NECTAR_PROMPT.format(prompt=text(row, 'prompt')),
                 chosen=text(best[0], 'answer'), rejected=text(best[1], 'answer'))
 
-# %% ../nbs/03_strategies.ipynb #bcdc7eb6
+# %% ../nbs/03_strategies.ipynb #be74e12a
 def _fmt(option, fmt, **values):
-    try: return fmt.format(**values)
-    except (KeyError, IndexError, ValueError) as e:
+    try:
+        for _, name, _, _ in string.Formatter().parse(fmt):   # plain {name} fields only: no attribute or index look-ups
+            if name is not None and name not in values: raise KeyError(name)
+        return fmt.format(**values)
+    except (KeyError, IndexError, ValueError, AttributeError) as e:
         raise UserError(f"type.{option}: {fmt!r} cannot be filled ({type(e).__name__}: {e}); "
                         f"it may use {', '.join('{'+k+'}' for k in values)}") from None
 
@@ -267,7 +270,7 @@ def user_defined(row, field_prompt='prompt', field_system='system', field_chosen
                 chosen=_fmt('chosen_format', chosen_format, chosen=text(row, field_chosen)),
                 rejected=_fmt('rejected_format', rejected_format, rejected=text(row, field_rejected)))
 
-# %% ../nbs/03_strategies.ipynb #8910442d
+# %% ../nbs/03_strategies.ipynb #6c2345cf
 CHAT_TEMPLATES = {
     'chatml': ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"),
@@ -310,6 +313,11 @@ def messages(row:dict, # the dataset row
     v = row.get(column, _MISSING) if value is _MISSING else value
     want = 'a list of {role, content} messages'
     if v is _MISSING: raise BadRow(column, None, want, missing=True)
+    if isinstance(v, str) and v[:1] in '[{':
+        import json
+        try: json.loads(v); serialised = True
+        except ValueError: serialised = False
+        if serialised: raise BadRow(column, v, want + ' (found one serialised as text: CSV cannot hold lists; use jsonl, json or parquet)')
     if isinstance(v, str) and v: return [dict(role='user', content=v)]
     if isinstance(v, dict): v = [v]
     if not isinstance(v, (list, tuple)) or not v: raise BadRow(column, v, want)
@@ -341,9 +349,13 @@ def check_order(msgs:list[dict], # from `messages`
     if ends_with and msgs[-1]['role'] not in ends_with: raise BadRow(f'{column}[{len(msgs)-1}].role', msgs[-1]['role'], f'the last turn to be {" or ".join(ends_with)}')
     return msgs
 
-# %% ../nbs/03_strategies.ipynb #3e523965
+# %% ../nbs/03_strategies.ipynb #78807a37
 def _render(tokenizer, msgs, tmpl, gen):
-    return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, chat_template=tmpl)
+    import jinja2
+    try: return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, chat_template=tmpl)
+    except jinja2.TemplateError as e:
+        raise UserError(f'chat_template_jinja: the chat template cannot be rendered ({type(e).__name__}: {e}); '
+                        'check the template, or use a named chat_template') from None
 
 def _common(a, b):
     n = 0
@@ -400,7 +412,7 @@ def chat_template_argilla_chat(row, tokenizer=None, field_chosen='chosen', field
     return dict(prompt=_render(tokenizer, ctx, tmpl, True), chosen=render_turn(tokenizer, ctx, ch[-1], tmpl, field_chosen),
                 rejected=render_turn(tokenizer, ctx, rj[-1], tmpl, field_rejected))
 
-# %% ../nbs/03_strategies.ipynb #4f7498e0
+# %% ../nbs/03_strategies.ipynb #f07496b3
 @register_strategy('chat_template.argilla', rl='orpo', needs_tokenizer=True)
 def orpo_argilla(row, tokenizer=None, chat_template=None, chat_template_jinja=None, message_property_mappings=None, roles=None):
     "ORPO: `chosen`/`rejected` alternating conversations (+ optional `system`); responses = full rendering minus the prompt."
@@ -417,7 +429,7 @@ def orpo_argilla(row, tokenizer=None, chat_template=None, chat_template_jinja=No
         out[k] = full[len(prompt):]
     return out
 
-# %% ../nbs/03_strategies.ipynb #ceabd2de
+# %% ../nbs/03_strategies.ipynb #366e804c
 def label(row:dict, # the dataset row
           column:str='label' # the column holding the label
          )->bool:
@@ -466,7 +478,7 @@ def kto_passthrough(row):
     "The row unchanged; it must already hold string `prompt`, `completion` and a bool `label`."
     return _check_out(row, OUTPUT_COLUMNS['kto'])
 
-# %% ../nbs/03_strategies.ipynb #0cdb4d69
+# %% ../nbs/03_strategies.ipynb #797ae7e1
 def import_strategies(module:str # a dotted module name, or a path to a .py file, that calls @register_strategy
                      )->list[str]:
     "Import `module` on purpose so its registrations run; returns the names it added."

@@ -9,12 +9,12 @@ __all__ = ['RUN_FILES', 'NOT_SECRET', 'choose_precision', 'load_tokenizer', 'qua
            'prepare_run_dir', 'RunResult', 'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli',
            'merge_adapter', 'merge_cli']
 
-# %% ../nbs/06_trainer.ipynb #638cb5cf
+# %% ../nbs/06_trainer.ipynb #65f97f71
 import json, math, os, signal, sys, time, warnings
 from pathlib import Path
 from .core import UserError, device_info, auto_precision
 
-# %% ../nbs/06_trainer.ipynb #fa4aa524
+# %% ../nbs/06_trainer.ipynb #a27107ef
 def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', true or false)
                      info:dict=None # from `device_info`; read from the machine when None
                     )->dict: # precision, the TRL flags bf16 / fp16 / use_cpu, and the reason
@@ -35,7 +35,12 @@ def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', tru
                     reason=f"{info['name']} has no bf16: fp16 with loss scaling, trainable weights kept in fp32")
     return dict(precision='fp32', bf16=False, fp16=False, use_cpu=False, reason='bf16 and fp16 switched off')
 
-# %% ../nbs/06_trainer.ipynb #4193bc75
+# %% ../nbs/06_trainer.ipynb #4470772a
+def _load_error(field, src, e):
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return UserError(f'{field}: cannot load {src!r} ({first}); give a local model folder, a hub name such as '
+                     'Qwen/Qwen2.5-0.5B-Instruct (needs the network), or prefnb:tiny-chatml / prefnb:tiny-llama')
+
 def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, chat_template(_jinja), trust_remote_code
                    notes:list=None # choices made are appended here as plain sentences
                   ):
@@ -44,7 +49,8 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
     from prefnb.testing import resolve_model
     notes = [] if notes is None else notes
     src = resolve_model(cfg.tokenizer_config or cfg.base_model)
-    tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code)
+    try: tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError) as e: raise _load_error('tokenizer_config' if cfg.tokenizer_config else 'base_model', src, e) from None
     if cfg.chat_template_jinja or cfg.chat_template not in (None, 'tokenizer_default'):
         from prefnb.strategies import template_for
         tok.chat_template = template_for(tok, cfg.chat_template, cfg.chat_template_jinja)
@@ -56,7 +62,7 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
         notes.append(f'tokenizer had no pad token: using {tok.pad_token!r}')
     return tok
 
-# %% ../nbs/06_trainer.ipynb #76d0facd
+# %% ../nbs/06_trainer.ipynb #fa4295e7
 def quantization_config(cfg, # a `PrefConfig`
                         precision:dict # from `choose_precision`
                        ):
@@ -81,7 +87,7 @@ def attention_implementation(precision:dict)->str:
     if precision['precision'] in ('bf16', 'fp16') and version_of('flash-attn'): return 'flash_attention_2'
     return 'sdpa'
 
-# %% ../nbs/06_trainer.ipynb #cd97e471
+# %% ../nbs/06_trainer.ipynb #6a777eca
 def model_dtype(cfg, precision:dict):
     "The torch dtype to load the base weights in."
     import torch
@@ -100,7 +106,8 @@ def load_model(cfg, # a `PrefConfig`
     kw = dict(dtype=model_dtype(cfg, precision), attn_implementation=attention_implementation(precision),
               trust_remote_code=cfg.trust_remote_code)
     if q is not None: kw.update(quantization_config=q, device_map={'': int(os.environ.get('LOCAL_RANK', 0))})
-    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.base_model), **kw)
+    try: model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.base_model), **kw)
+    except (OSError, ValueError) as e: raise _load_error('base_model', cfg.base_model, e) from None
     if q is not None:
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
@@ -109,7 +116,7 @@ def load_model(cfg, # a `PrefConfig`
     if cfg.gradient_checkpointing: model.config.use_cache = False
     return model
 
-# %% ../nbs/06_trainer.ipynb #dd04628e
+# %% ../nbs/06_trainer.ipynb #7df34073
 def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout, lora_target_modules
                ):
     "A peft `LoraConfig` for `cfg`, or None without an adapter."
@@ -119,7 +126,7 @@ def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout,
                       target_modules=cfg.lora_target_modules or 'all-linear', modules_to_save=cfg.lora_modules_to_save,
                       task_type='CAUSAL_LM')
 
-# %% ../nbs/06_trainer.ipynb #b0d81fd5
+# %% ../nbs/06_trainer.ipynb #1600674b
 def reference_plan(cfg, # a `PrefConfig`
                    method # the `Method` of `cfg.rl`
                   )->dict: # kind ('none', 'adapter-disabled', 'precomputed', 'full-copy') and reason
@@ -131,7 +138,7 @@ def reference_plan(cfg, # a `PrefConfig`
         return dict(kind='adapter-disabled', reason=f'{cfg.adapter}: the reference is the policy with its adapter disabled (no second copy)')
     return dict(kind='full-copy', reason='full fine-tuning: a frozen copy of the base model is the reference')
 
-# %% ../nbs/06_trainer.ipynb #dfc29574
+# %% ../nbs/06_trainer.ipynb #22aaf714
 def _import(path:tuple):
     import importlib
     return getattr(importlib.import_module(path[0]), path[1])
@@ -158,7 +165,7 @@ def _common_args(cfg, precision, has_eval, sequential, steps_per_epoch=None):
         activation_checkpointing_kwargs=({'use_reentrant': False} | (cfg.gradient_checkpointing_kwargs or {})) if gc else None,
         tf32=cfg.tf32,
         bf16=precision['bf16'], fp16=precision['fp16'], use_cpu=precision['use_cpu'],
-        logging_steps=cfg.logging_steps, logging_first_step=True,
+        logging_steps=cfg.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
         eval_strategy=eval_strategy, eval_steps=every_eval if eval_strategy == 'steps' else None,
         save_strategy='steps' if every_save else 'no', save_steps=every_save or 500,
         save_total_limit=cfg.save_total_limit, report_to=list(cfg.report_to or []) or 'none',
@@ -184,7 +191,7 @@ def trl_config(cfg, # a `PrefConfig`
     known = set(Config.__dataclass_fields__)
     return Config(**{k: v for k, v in kw.items() if k in known})
 
-# %% ../nbs/06_trainer.ipynb #e134bed8
+# %% ../nbs/06_trainer.ipynb #c5148d9c
 def _row_lengths(b):
     "Padded length of each tokenised pair: DPO keeps prompt and responses apart, CPO / ORPO store whole sequences."
     if 'prompt_ids' in b: return [len(p) + max(len(c), len(r)) for p, c, r in zip(b['prompt_ids'], b['chosen_ids'], b['rejected_ids'])]
@@ -204,7 +211,7 @@ def add_length_column(trainer):
     if 'length' not in trainer._signature_columns: trainer._signature_columns = [*trainer._signature_columns, 'length']
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #1b1870db
+# %% ../nbs/06_trainer.ipynb #a15deab1
 def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
                   callbacks:list=(), # extra transformers callbacks
                   data=None, # a `prefnb.data.PreparedData`; prepared from the config when None
@@ -231,7 +238,7 @@ def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
     trainer.prefnb = dict(method=method.name, precision=precision, reference=ref, notes=notes, data_report=data.report)
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #50fc4d29
+# %% ../nbs/06_trainer.ipynb #ad54e507
 from transformers import TrainerCallback
 
 class MetricsFile(TrainerCallback):
@@ -242,13 +249,20 @@ class MetricsFile(TrainerCallback):
         with self.path.open('a') as f: f.write(json.dumps({**logs, 'step': state.global_step}) + '\n')
 
 class NanGuard(TrainerCallback):
-    "Stop training at the first non-finite loss, without saving."
+    "Stop training at the first non-finite loss, gradient norm or weight, without saving."
     def __init__(self): self.bad_step = None
+    def _stop(self, state, control):
+        if self.bad_step is None: self.bad_step = state.global_step
+        control.should_training_stop, control.should_save = True, False
     def on_log(self, args, state, control, logs=None, **kw):
-        loss = (logs or {}).get('loss')
-        if loss is not None and not math.isfinite(loss):
-            self.bad_step = state.global_step
-            control.should_training_stop, control.should_save = True, False
+        logs = logs or {}
+        if any(k in logs and isinstance(logs[k], float) and not math.isfinite(logs[k]) for k in ('loss', 'grad_norm')):
+            self._stop(state, control)
+    def on_step_end(self, args, state, control, model=None, **kw):
+        "Before a checkpoint is written, make sure the weights are still finite (the loss is only logged every few steps)."
+        if control.should_save and model is not None:
+            import torch
+            if any(not torch.isfinite(p).all() for p in model.parameters() if p.requires_grad): self._stop(state, control)
 
 class GracefulStop(TrainerCallback):
     "On SIGINT / SIGTERM: finish the current step, save a checkpoint, stop."
@@ -261,12 +275,23 @@ class GracefulStop(TrainerCallback):
     def on_train_end(self, args, state, control, **kw):
         for s, h in getattr(self, '_old', {}).items(): signal.signal(s, h)
 
-# %% ../nbs/06_trainer.ipynb #d41193c7
+# %% ../nbs/06_trainer.ipynb #8e1cc7e7
 RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png')
 
+def _complete(ck:Path)->bool:
+    "A checkpoint is complete when its trainer state parses at its own step and every weights file opens."
+    try:
+        if json.loads((ck/'trainer_state.json').read_text())['global_step'] != int(ck.name.split('-')[-1]): return False
+        from safetensors import safe_open
+        weights = list(ck.glob('*.safetensors'))
+        for w in weights:
+            with safe_open(str(w), 'pt') as f: f.keys()
+        return bool(weights)
+    except Exception: return False
+
 def checkpoints(run_dir:Path)->list[Path]:
-    "Complete checkpoints in `run_dir`, oldest first (a checkpoint is complete once its trainer_state.json is written)."
-    cks = [p for p in Path(run_dir).glob('checkpoint-*') if p.name.split('-')[-1].isdigit() and (p/'trainer_state.json').exists()]
+    "Complete checkpoints in `run_dir`, oldest first; a half-written one (killed mid-save) is skipped."
+    cks = [p for p in Path(run_dir).glob('checkpoint-*') if p.name.split('-')[-1].isdigit() and _complete(p)]
     return sorted(cks, key=lambda p: int(p.name.split('-')[-1]))
 
 def resume_checkpoint(cfg)->str|None:
@@ -279,27 +304,31 @@ def resume_checkpoint(cfg)->str|None:
     if not Path(r).exists(): raise UserError(f'resume_from_checkpoint: {r} does not exist; use a checkpoint-N folder of the run, or auto')
     return str(r)
 
-def prepare_run_dir(cfg, overwrite:bool=False)->Path:
+def prepare_run_dir(cfg, overwrite:bool=False,
+                    dry:bool=False # only check, change nothing (done before the data and model load)
+                   )->Path:
     "Create the run folder, refusing to silently overwrite an earlier run."
     run = Path(cfg.output_dir)
+    if run.exists() and not run.is_dir(): raise UserError(f'output_dir: {run} is a file, not a folder; choose a folder for the run')
     old = [f for f in RUN_FILES if (run/f).exists()] + [p.name for p in checkpoints(run)]
     if old and not cfg.resume_from_checkpoint:
         if not overwrite:
             raise UserError(f'output_dir: {run} already holds a run ({", ".join(old[:4])}); set resume_from_checkpoint: auto '
                             'to continue it, choose another output_dir, or pass --overwrite to start again')
+        if dry: return run
         import shutil
         for f in RUN_FILES: (run/f).unlink(missing_ok=True)
         for p in run.glob('checkpoint-*'): shutil.rmtree(p)
-    run.mkdir(parents=True, exist_ok=True)
+    if not dry: run.mkdir(parents=True, exist_ok=True)
     return run
 
-# %% ../nbs/06_trainer.ipynb #5651db65
+# %% ../nbs/06_trainer.ipynb #60fa85c8
 def _trim_metrics(path:Path, step:int):
     if not path.exists(): return
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
     path.write_text(''.join(l + '\n' for l in keep))
 
-# %% ../nbs/06_trainer.ipynb #10b6a199
+# %% ../nbs/06_trainer.ipynb #1d65b932
 class RunResult:
     "What `train` returns: the run folder, the metrics, the health findings and the trainer."
     def __init__(self, run_dir, history, findings, trainer): self.run_dir, self.history, self.findings, self.trainer = run_dir, history, findings, trainer
@@ -341,19 +370,19 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
          )->RunResult:
     "Train `cfg` end to end and leave a complete run folder."
     from prefnb.config import load_config
-    from accelerate import PartialState
     if not hasattr(cfg, 'rl'): cfg = load_config(cfg)
-    main = PartialState().is_main_process   # under torchrun / accelerate only the main process writes the folder
-    run = prepare_run_dir(cfg, overwrite) if main else Path(cfg.output_dir)
+    main = int(os.environ.get('RANK', 0)) == 0   # under torchrun / accelerate launch only the first process writes the folder
+    run = Path(cfg.output_dir)
+    if main: prepare_run_dir(cfg, overwrite, dry=True)   # refuse early, but write nothing until data and model loaded
     resume = resume_checkpoint(cfg)
-    if main:
-        cfg.to_yaml(run/'config.yml')
-        if resume: _trim_metrics(run/'metrics.jsonl', int(Path(resume).name.split('-')[-1]))
     guard, stop = NanGuard(), GracefulStop()
     cbs = [MetricsFile(run/'metrics.jsonl'), guard, stop, *_health_callbacks(cfg, run), *callbacks]
     trainer = build_trainer(cfg, callbacks=cbs)
     p = trainer.prefnb
     if main:
+        prepare_run_dir(cfg, overwrite)
+        cfg.to_yaml(run/'config.yml')
+        if resume: _trim_metrics(run/'metrics.jsonl', int(Path(resume).name.split('-')[-1]))
         _log(f"{p['method']} on {cfg.base_model}: precision {p['precision']['precision']} ({p['precision']['reason']})")
         _log(f"reference: {p['reference']['kind']} ({p['reference']['reason']})")
         for n in p['notes']: _log(n)
@@ -376,7 +405,7 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     from prefnb.health import load_history
     return RunResult(run, load_history(run), findings, trainer)
 
-# %% ../nbs/06_trainer.ipynb #53c5ad2c
+# %% ../nbs/06_trainer.ipynb #8c36da75
 def parse_sets(items:list[str])->dict:
     "`['max_steps=10', 'rl=kto']` -> `{'max_steps': 10, 'rl': 'kto'}` (values read as YAML)."
     import yaml
@@ -384,7 +413,10 @@ def parse_sets(items:list[str])->dict:
     for it in items or []:
         if '=' not in it: raise UserError(f'--set {it}: expected key=value, e.g. --set learning_rate=5e-6')
         k, v = it.split('=', 1)
-        out[k.strip()] = yaml.safe_load(v)
+        try: out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError as e:
+            raise UserError(f"--set {it}: the value is not plain YAML ({getattr(e, 'problem', None) or e}); "
+                            "quote text, e.g. --set 'output_dir=runs/a b'") from None
     return out
 
 def quiet_libraries():
@@ -412,7 +444,7 @@ def train_cli(argv:list[str]=None)->int:
     _log(f'run folder: {res.run_dir}')
     return 0
 
-# %% ../nbs/06_trainer.ipynb #be5dd4ab
+# %% ../nbs/06_trainer.ipynb #fcb511fb
 def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
                   out:str|Path # where to write the merged model and tokenizer
                  )->Path:

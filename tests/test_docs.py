@@ -1,5 +1,5 @@
 "Structure of the tutorials and guides (their content is executed by nbdev_test)."
-import json, re
+import ast, json, re
 from pathlib import Path
 import yaml
 
@@ -28,8 +28,9 @@ def test_method_tutorials_open_with_badge_install_and_one_switch():
         assert badge in cs[1][1], m
         code = [s for t, s in cs if t == 'code']
         assert flags(code[0]).get('eval') == 'false' and '!pip install' in code[0], m
-        assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_TINY')" in code[1], m
-        assert sum('FULL =' in s for s in code) == 1, m            # one switch, not one per cell
+        switch = [s for s in code if 'FULL =' in s]
+        assert len(switch) == 1, m                                   # one switch, not one per cell
+        assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_TINY')" in switch[0], m
         skipped = [s for s in code if flags(s).get('eval') == 'false' or {'gpu', 'slow'} & set(flags(s))]
         assert len(skipped) == 2 and 'push_to_hub' in skipped[1], m   # only the install and the push (network) cells
         assert any(f"rl='{m}'" in s for s in code) and any('disable_adapter()' in s for s in code), m
@@ -43,3 +44,30 @@ def test_readme_holds_both_commands():
     assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e ".[dev]" && bash tools/test.sh' in readme
     assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e . && prefnb train examples/tiny-dpo.yml' in readme
     assert (ROOT/'examples'/'tiny-dpo.yml').exists()
+
+def _mixes_imports(src):
+    nodes = list(ast.walk(ast.parse(src)))
+    return (any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in nodes) and
+            any(isinstance(n, (ast.Expr, ast.Assign, ast.FunctionDef, ast.For)) for n in nodes))
+
+def test_imports_stand_alone():
+    "nbdev's docs processing executes every cell that holds an import: such cells must hold nothing else."
+    pages = [*(NBS/'tutorials').glob('*.ipynb'), *(NBS/'guides'/f'{n}.ipynb' for n in GUIDES), NBS/'index.ipynb']
+    for p in pages:
+        for t, src in cells(p):
+            if t != 'code' or flags(src).get('eval') == 'false': continue
+            code = '\n'.join(l for l in src.splitlines() if not l.lstrip().startswith(('!', '%')))
+            assert not _mixes_imports(code), f'{p.name}: a cell mixes imports with other code:\n{src[:200]}'
+
+def test_index_example_runs_as_written(tmp_path, monkeypatch):
+    "The ten-line example of the index (and README) trains and leaves a healthy run folder."
+    src = [s for t, s in cells(NBS/'index.ipynb') if t == 'code' and 'train(cfg' in s]
+    assert len(src) == 1
+    code = '\n'.join(l for l in src[0].splitlines() if not l.startswith('#|'))
+    assert len([l for l in code.splitlines() if l.strip()]) <= 12
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(code, ns)
+    run = tmp_path/'runs'/'first-dpo'
+    for f in ('metrics.jsonl', 'health.json', 'metrics.png', 'adapter_model.safetensors'): assert (run/f).exists(), f
+    assert not any(f.severity == 'error' for f in ns['res'].findings), ns['res'].findings

@@ -1,9 +1,19 @@
 """Fixtures of the reliability and safety suite; the helpers live in _reliability.py."""
+import os
+from pathlib import Path
 import pytest
 from _reliability import example, warnings_off
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes more than a minute on 2 CPU cores')
+
+def pytest_collection_modifyitems(config, items):
+    "Slow tests of this folder run only on request (-m slow, or PREFNB_SLOW=1), so CI's plain `pytest tests` stays fast."
+    if os.environ.get('PREFNB_SLOW') or 'slow' in (config.getoption('-m') or ''): return
+    here = Path(__file__).parent
+    for it in items:
+        if 'slow' in it.keywords and here in Path(str(it.fspath)).parents:
+            it.add_marker(pytest.mark.skip(reason='slow: run with -m slow or PREFNB_SLOW=1'))
 
 @pytest.fixture(scope='session')
 def tok():

@@ -70,8 +70,6 @@ def test_on_bad_rows_drop_counts_them(rows, typ, rl, ext, msg, tmp_path, tok):
     assert len(prep.train) == (6 if rl == 'kto' and typ != 'chatml.prompt_pairs' else 3)
     json.dumps(prep.report)
 
-@pytest.mark.xfail(strict=True, reason='prefnb.strategies.messages treats any string as one user turn, so a message list '
-                                       'serialised into a CSV cell trains on its JSON text instead of failing')
 def test_message_list_in_csv_is_not_silently_text(tmp_path, tok):
     p = write_rows(tmp_path/'m.csv', [{**MSG, 'messages': json.dumps(MSG['messages'])}] * 2)
     assert "row 0: column 'messages'" in err(p, 'chat_template.default', 'dpo', tok)
@@ -134,8 +132,6 @@ def test_json_row_that_is_not_an_object(tmp_path, tok):
     p = tmp_path/'r.jsonl'; p.write_text(json.dumps(dict(prompt='a', chosen='b', rejected='c')) + '\n[1, 2]\n')
     assert err(p, 'chatml.prompt_pairs', tok=tok) == f"datasets[0] ({p}), row 1: column '(row)': found list [1, 2], expected a row (a JSON object / dict). {FIX}"
 
-@pytest.mark.xfail(strict=True, reason="prefnb.data.prepare_entry: a file with no rows ('[]') raises ValueError "
-                                       "\"Column '_truncated' doesn't exist\" (traceback) instead of a UserError")
 def test_json_file_with_no_rows(tmp_path, tok):
     p = tmp_path/'e.json'; p.write_text('[]')
     assert err(p, 'chatml.prompt_pairs', tok=tok).startswith(f'datasets[0] ({p}): ')
@@ -186,7 +182,6 @@ def test_duplicate_rows_are_kept(tmp_path, tok):
     prep = D.prepare(cfg(p, 'chatml.prompt_pairs'), tok)
     assert prep.report['datasets'][0]['kept'] == 7 and len(prep.train) == 7
 
-@pytest.mark.xfail(strict=True, reason='prefnb.data report has no duplicate count (issue 10: duplicate rows are counted in the report, kept)')
 def test_duplicate_rows_are_counted(tmp_path, tok):
     rows = toy_rows('pairs', 4); p = write_rows(tmp_path/'dup.jsonl', rows + rows[:2] + rows[:1])
     prep = D.prepare(cfg(p, 'chatml.prompt_pairs'), tok)
@@ -200,8 +195,8 @@ def test_train_cli_bad_row(tmp_path):
     assert_user_error(prefnb('train', c), f"datasets[0] ({f}), row 1: column 'chosen': found None, expected a non-empty string")
 
 @pytest.mark.parametrize('how', [
-    pytest.param('resume', marks=pytest.mark.xfail(strict=True, reason='prefnb.trainer.train rewrites config.yml of the run before the data is read')),
-    pytest.param('overwrite', marks=pytest.mark.xfail(strict=True, reason='prefnb.trainer.train deletes the old run (--overwrite) before the data is read')),
+    pytest.param('resume'),
+    pytest.param('overwrite'),
     'plain'])
 def test_bad_data_never_touches_an_existing_run(how, finished_run, tmp_path):
     run = tmp_path/'run'; shutil.copytree(finished_run, run)

@@ -10,7 +10,7 @@ from _reliability import example, in_process, prefnb, write_yaml, snapshot, asse
 
 def _cfg(run, **over):
     from prefnb.config import load_config
-    return load_config(example(output_dir=str(run), max_steps=8, save_steps=2, save_total_limit=None, logging_steps=1, **over))
+    return load_config(example(**{**dict(output_dir=str(run), max_steps=8, save_steps=2, save_total_limit=None, logging_steps=1), **over}))
 
 def _steps(run): return [json.loads(l)['step'] for l in (Path(run)/'metrics.jsonl').read_text().splitlines() if 'loss' in json.loads(l)]
 
@@ -34,11 +34,8 @@ def _run_copy(finished_run, tmp_path):
 
 @pytest.mark.parametrize('how', [
     'no-trainer-state',
-    pytest.param('truncated-trainer-state', marks=pytest.mark.xfail(strict=True, reason=
-        'prefnb.trainer.checkpoints counts a checkpoint complete when trainer_state.json merely exists; a truncated one '
-        'is picked by resume auto and crashes with JSONDecodeError')),
-    pytest.param('truncated-weights', marks=pytest.mark.xfail(strict=True, reason=
-        'prefnb.trainer.checkpoints does not verify the weights; a cut model.safetensors is picked and resume crashes')),
+    pytest.param('truncated-trainer-state'),
+    pytest.param('truncated-weights'),
 ])
 def test_resume_skips_a_half_written_checkpoint(how, finished_run, tmp_path, capsys):
     from prefnb.trainer import checkpoints, resume_checkpoint, train
@@ -66,16 +63,11 @@ def _finite_weights(folder):
     from safetensors.torch import load_file
     return all(bool(t.isfinite().all()) for t in load_file(str(Path(folder)/'model.safetensors')).values())
 
-NAN_BUG = pytest.mark.xfail(strict=True, reason=
-    'TrainingArguments.logging_nan_inf_filter (default True) logs a NaN step loss as 0.0, so prefnb.trainer.NanGuard '
-    'never sees it: training runs on and checkpoints full of NaN are saved')
-
-@NAN_BUG
 @pytest.mark.parametrize('value', [float('nan'), float('inf')], ids=['nan', 'inf'])
 def test_non_finite_loss_stops_at_that_step(value, tmp_path):
     from prefnb.trainer import train
     run = tmp_path/'run'
-    with warnings_off(), pytest.raises(UserError) as e: train(_cfg(run), callbacks=[Poison(3, value)])
+    with warnings_off(), pytest.raises(UserError) as e: train(_cfg(run, max_steps=6), callbacks=[Poison(3, value)])
     assert str(e.value).startswith(f'loss became NaN/inf at step 4: training stopped and nothing was saved after it (checkpoints in {run} are intact)')
     assert sorted(p.name for p in run.glob('checkpoint-*')) == ['checkpoint-2']
     assert _finite_weights(run/'checkpoint-2') and not (run/'model.safetensors').exists()

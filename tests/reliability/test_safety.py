@@ -48,7 +48,6 @@ def test_set_overrides_never_build_objects(evil, tmp_path):
     try: in_process('train', [ROOT/'examples'/'tiny-dpo.yml', '--set', f'output_dir={tmp_path/"o"}', f"seed=!!python/object/apply:os.system ['touch {evil}']"])
     except Exception as e: assert 'ConstructorError' in type(e).__name__, e
 
-@pytest.mark.xfail(strict=True, reason='prefnb.trainer.parse_sets lets yaml errors (here ConstructorError) escape: traceback, exit 1')
 def test_set_override_tag_is_a_user_error(evil, tmp_path):
     rc, err = in_process('train', [ROOT/'examples'/'tiny-dpo.yml', '--set', f'output_dir={tmp_path/"o"}', "seed=!!python/object/apply:os.system ['true']"])
     assert rc == 2 and 'seed' in err
@@ -61,10 +60,8 @@ def test_custom_strategies_load_only_by_explicit_opt_in(evil):
     assert 'import_strategies' not in Path(C.__file__).read_text() and 'import_strategies' not in Path(D.__file__).read_text()
 
 @pytest.mark.parametrize('fmt', [
-    pytest.param('{prompt.__class__.__init__.__globals__}', marks=pytest.mark.xfail(strict=True, reason=
-        'prefnb.strategies._fmt catches KeyError/IndexError/ValueError but not AttributeError: traceback')),
-    pytest.param('{prompt.__class__.__mro__}', marks=pytest.mark.xfail(strict=True, reason=
-        'prefnb.strategies._fmt allows attribute access in format fields: object internals are written into the prompts')),
+    pytest.param('{prompt.__class__.__init__.__globals__}'),
+    pytest.param('{prompt.__class__.__mro__}'),
     '{nope}'])
 def test_format_strings_only_fill_named_fields(fmt, tok):
     with pytest.raises(UserError, match=re.escape(f"type.prompt_format: {fmt!r} cannot be filled")):
@@ -81,7 +78,6 @@ def test_chat_template_jinja_is_sandboxed(tmpl, evil, tok):
     with pytest.raises(Exception) as e: D.prepare(c, tok)
     assert 'unsafe' in str(e.value) or 'undefined' in str(e.value).lower(), e.value
 
-@pytest.mark.xfail(strict=True, reason="prefnb.strategies renders templates without catching jinja2's SecurityError/TemplateError: traceback, exit 1")
 def test_chat_template_jinja_refusal_is_a_user_error(tok):
     c = dict(rl='dpo', datasets=[dict(path=toy_rows('messages', 2), type='chat_template.default', chat_template_jinja=JINJA[1])])
     with pytest.raises(UserError, match='chat_template_jinja'): D.prepare(c, tok)
