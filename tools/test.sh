@@ -25,6 +25,14 @@ grep -qxF "$testcmd" README.md || { echo "FAIL: README.md must hold .ci/run's te
 step "docs site structure"
 python tools/check_site.py
 
+step "docs processing (nbdev_proc_nbs: Quarto cannot be installed here, so it says so and processes the notebooks)"
+nbdev_proc_nbs > /tmp/prefnb-proc.log 2>&1 || { tail -40 /tmp/prefnb-proc.log; echo "FAIL: nbdev_proc_nbs"; exit 1; }
+if grep -q "Found cells containing imports and other code" /tmp/prefnb-proc.log; then
+  grep -A6 "Found cells containing imports" /tmp/prefnb-proc.log | head -30
+  echo "FAIL: keep imports in cells of their own (the docs step runs every cell with an import)"; exit 1
+fi
+echo "processed $(ls _proc/nbs 2>/dev/null | wc -l) entries into _proc/"
+
 step "notebooks (nbdev_test; cells flagged gpu or slow are skipped)"
 nbdev_test --n_workers 2 --timing
 
