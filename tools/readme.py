@@ -29,7 +29,8 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb'):
         if not src or _hidden(src): continue
         if c['cell_type'] == 'markdown': parts.append(src)
         elif c['cell_type'] == 'code':
-            parts.append(f'```python\n{src}\n```')
+            code = '\n'.join(l for l in src.splitlines() if not l.replace(' ', '').startswith('#|')).strip('\n')
+            parts.append(f'```python\n{code}\n```')
             parts += [f'```\n{o.rstrip()}\n```' for o in _outputs(c)]
     return HEADER + '\n\n'.join(parts) + '\n'
 
