@@ -9,12 +9,12 @@ __all__ = ['RUN_FILES', 'NOT_SECRET', 'choose_precision', 'load_tokenizer', 'qua
            'prepare_run_dir', 'RunResult', 'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli',
            'merge_adapter', 'merge_cli']
 
-# %% ../nbs/06_trainer.ipynb #65f97f71
+# %% ../nbs/06_trainer.ipynb #fbc25f6a
 import json, math, os, signal, sys, time, warnings
 from pathlib import Path
 from .core import UserError, device_info, auto_precision
 
-# %% ../nbs/06_trainer.ipynb #a27107ef
+# %% ../nbs/06_trainer.ipynb #b0890ecf
 def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', true or false)
                      info:dict=None # from `device_info`; read from the machine when None
                     )->dict: # precision, the TRL flags bf16 / fp16 / use_cpu, and the reason
@@ -35,7 +35,7 @@ def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', tru
                     reason=f"{info['name']} has no bf16: fp16 with loss scaling, trainable weights kept in fp32")
     return dict(precision='fp32', bf16=False, fp16=False, use_cpu=False, reason='bf16 and fp16 switched off')
 
-# %% ../nbs/06_trainer.ipynb #4470772a
+# %% ../nbs/06_trainer.ipynb #3135fc71
 def _load_error(field, src, e):
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return UserError(f'{field}: cannot load {src!r} ({first}); give a local model folder, a hub name such as '
@@ -62,7 +62,7 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
         notes.append(f'tokenizer had no pad token: using {tok.pad_token!r}')
     return tok
 
-# %% ../nbs/06_trainer.ipynb #fa4295e7
+# %% ../nbs/06_trainer.ipynb #843b32df
 def quantization_config(cfg, # a `PrefConfig`
                         precision:dict # from `choose_precision`
                        ):
@@ -87,7 +87,7 @@ def attention_implementation(precision:dict)->str:
     if precision['precision'] in ('bf16', 'fp16') and version_of('flash-attn'): return 'flash_attention_2'
     return 'sdpa'
 
-# %% ../nbs/06_trainer.ipynb #6a777eca
+# %% ../nbs/06_trainer.ipynb #cb7878c7
 def model_dtype(cfg, precision:dict):
     "The torch dtype to load the base weights in."
     import torch
@@ -116,7 +116,7 @@ def load_model(cfg, # a `PrefConfig`
     if cfg.gradient_checkpointing: model.config.use_cache = False
     return model
 
-# %% ../nbs/06_trainer.ipynb #7df34073
+# %% ../nbs/06_trainer.ipynb #b17e3675
 def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout, lora_target_modules
                ):
     "A peft `LoraConfig` for `cfg`, or None without an adapter."
@@ -126,7 +126,7 @@ def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout,
                       target_modules=cfg.lora_target_modules or 'all-linear', modules_to_save=cfg.lora_modules_to_save,
                       task_type='CAUSAL_LM')
 
-# %% ../nbs/06_trainer.ipynb #1600674b
+# %% ../nbs/06_trainer.ipynb #3c7d1bff
 def reference_plan(cfg, # a `PrefConfig`
                    method # the `Method` of `cfg.rl`
                   )->dict: # kind ('none', 'adapter-disabled', 'precomputed', 'full-copy') and reason
@@ -138,7 +138,7 @@ def reference_plan(cfg, # a `PrefConfig`
         return dict(kind='adapter-disabled', reason=f'{cfg.adapter}: the reference is the policy with its adapter disabled (no second copy)')
     return dict(kind='full-copy', reason='full fine-tuning: a frozen copy of the base model is the reference')
 
-# %% ../nbs/06_trainer.ipynb #22aaf714
+# %% ../nbs/06_trainer.ipynb #2d51f52c
 def _import(path:tuple):
     import importlib
     return getattr(importlib.import_module(path[0]), path[1])
@@ -191,7 +191,7 @@ def trl_config(cfg, # a `PrefConfig`
     known = set(Config.__dataclass_fields__)
     return Config(**{k: v for k, v in kw.items() if k in known})
 
-# %% ../nbs/06_trainer.ipynb #c5148d9c
+# %% ../nbs/06_trainer.ipynb #13c9eb7d
 def _row_lengths(b):
     "Padded length of each tokenised pair: DPO keeps prompt and responses apart, CPO / ORPO store whole sequences."
     if 'prompt_ids' in b: return [len(p) + max(len(c), len(r)) for p, c, r in zip(b['prompt_ids'], b['chosen_ids'], b['rejected_ids'])]
@@ -211,7 +211,7 @@ def add_length_column(trainer):
     if 'length' not in trainer._signature_columns: trainer._signature_columns = [*trainer._signature_columns, 'length']
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #a15deab1
+# %% ../nbs/06_trainer.ipynb #7144db30
 def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
                   callbacks:list=(), # extra transformers callbacks
                   data=None, # a `prefnb.data.PreparedData`; prepared from the config when None
@@ -238,17 +238,15 @@ def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
     trainer.prefnb = dict(method=method.name, precision=precision, reference=ref, notes=notes, data_report=data.report)
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #ad54e507
-from transformers import TrainerCallback
-
-class MetricsFile(TrainerCallback):
+# %% ../nbs/06_trainer.ipynb #990d325f
+class _MetricsFile:
     "Append each log entry (TRL's keys plus `step`) to a JSON-lines file."
     def __init__(self, path): self.path = Path(path)
     def on_log(self, args, state, control, logs=None, **kw):
         if not state.is_world_process_zero or not logs: return
         with self.path.open('a') as f: f.write(json.dumps({**logs, 'step': state.global_step}) + '\n')
 
-class NanGuard(TrainerCallback):
+class _NanGuard:
     "Stop training at the first non-finite loss, gradient norm or weight, without saving."
     def __init__(self): self.bad_step = None
     def _stop(self, state, control):
@@ -264,7 +262,7 @@ class NanGuard(TrainerCallback):
             import torch
             if any(not torch.isfinite(p).all() for p in model.parameters() if p.requires_grad): self._stop(state, control)
 
-class GracefulStop(TrainerCallback):
+class _GracefulStop:
     "On SIGINT / SIGTERM: finish the current step, save a checkpoint, stop."
     def __init__(self): self.signal = None
     def on_train_begin(self, args, state, control, **kw):
@@ -275,7 +273,19 @@ class GracefulStop(TrainerCallback):
     def on_train_end(self, args, state, control, **kw):
         for s, h in getattr(self, '_old', {}).items(): signal.signal(s, h)
 
-# %% ../nbs/06_trainer.ipynb #8e1cc7e7
+_CLASSES = {}
+def _callback(mixin, *args):
+    "An instance of `mixin` as a transformers `TrainerCallback`; the class is made on first use, so importing prefnb.trainer stays light."
+    from transformers import TrainerCallback
+    if mixin not in _CLASSES: _CLASSES[mixin] = type(mixin.__name__.lstrip('_'), (mixin, TrainerCallback), {'__doc__': mixin.__doc__})
+    return _CLASSES[mixin](*args)
+
+def MetricsFile(path): return _callback(_MetricsFile, path)
+def NanGuard(): return _callback(_NanGuard)
+def GracefulStop(): return _callback(_GracefulStop)
+for _f, _m in ((MetricsFile, _MetricsFile), (NanGuard, _NanGuard), (GracefulStop, _GracefulStop)): _f.__doc__ = _m.__doc__
+
+# %% ../nbs/06_trainer.ipynb #4fd79b81
 RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png')
 
 def _complete(ck:Path)->bool:
@@ -322,13 +332,13 @@ def prepare_run_dir(cfg, overwrite:bool=False,
     if not dry: run.mkdir(parents=True, exist_ok=True)
     return run
 
-# %% ../nbs/06_trainer.ipynb #60fa85c8
+# %% ../nbs/06_trainer.ipynb #3b8551c9
 def _trim_metrics(path:Path, step:int):
     if not path.exists(): return
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
     path.write_text(''.join(l + '\n' for l in keep))
 
-# %% ../nbs/06_trainer.ipynb #1d65b932
+# %% ../nbs/06_trainer.ipynb #a08d7ee8
 class RunResult:
     "What `train` returns: the run folder, the metrics, the health findings and the trainer."
     def __init__(self, run_dir, history, findings, trainer): self.run_dir, self.history, self.findings, self.trainer = run_dir, history, findings, trainer
@@ -405,7 +415,7 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     from prefnb.health import load_history
     return RunResult(run, load_history(run), findings, trainer)
 
-# %% ../nbs/06_trainer.ipynb #8c36da75
+# %% ../nbs/06_trainer.ipynb #0985ed4f
 def parse_sets(items:list[str])->dict:
     "`['max_steps=10', 'rl=kto']` -> `{'max_steps': 10, 'rl': 'kto'}` (values read as YAML)."
     import yaml
@@ -444,7 +454,7 @@ def train_cli(argv:list[str]=None)->int:
     _log(f'run folder: {res.run_dir}')
     return 0
 
-# %% ../nbs/06_trainer.ipynb #fcb511fb
+# %% ../nbs/06_trainer.ipynb #34ccc831
 def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
                   out:str|Path # where to write the merged model and tokenizer
                  )->Path:

@@ -5,7 +5,7 @@ def run(*args):
     return subprocess.run(['prefnb', *args], capture_output=True, text=True)
 
 def test_import_does_not_load_heavy_libraries():
-    code = "import sys, prefnb, prefnb.cli, prefnb.core; print(sorted(m for m in ('torch','transformers','trl','datasets') if m in sys.modules))"
+    code = "import sys, prefnb, prefnb.cli, prefnb.core, prefnb.config, prefnb.data, prefnb.trainer, prefnb.health, prefnb.plots, prefnb.widgets; print(sorted(m for m in ('torch','transformers','trl','datasets') if m in sys.modules))"
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == '[]'
 
