@@ -170,8 +170,6 @@ def test_kto_mixing_native_and_paired_files(tmp_path, tok):
     prep = D.prepare(dict(rl='kto', datasets=[dict(path=str(k), type='chatml.prompt_pairs'), dict(path=str(p), type='chatml.prompt_pairs')]), tok)
     assert [d['unpaired'] for d in prep.report['datasets']] == [False, True] and len(prep.train) == 4 + 6
 
-@pytest.mark.xfail(strict=True, reason='prefnb.data.load_source: a folder whose files have different columns fails with '
-                                       '"DatasetGenerationError: An error occurred while generating the dataset", naming neither file nor column')
 def test_mixed_schemas_in_one_folder_name_the_file(tmp_path, tok):
     write_toy_file(tmp_path/'f'/'a.jsonl', 'pairs', 3); write_toy_file(tmp_path/'f'/'b.jsonl', 'orca', 3)
     e = err(tmp_path/'f', 'chatml.prompt_pairs', tok=tok)
