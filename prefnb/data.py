@@ -9,14 +9,14 @@ __all__ = ['DEFAULTS', 'FORMATS', 'CPO_STYLE', 'ENTRY_OPTIONS', 'IDS', 'COLOURS'
            'prepare_entry', 'duplicates', 'prepare', 'format_report', 'pretokenize', 'pretokenized_dpo_trainer',
            'Preview', 'preview', 'plot_lengths', 'preview_cli']
 
-# %% ../nbs/04_data.ipynb #ce1fe1b0
+# %% ../nbs/04_data.ipynb #661d6e0f
 import json, os
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import UserError
 from . import strategies as S
 
-# %% ../nbs/04_data.ipynb #ff75538e
+# %% ../nbs/04_data.ipynb #7bd885e6
 DEFAULTS = dict(rl='dpo', datasets=[], test_datasets=[], val_set_size=0.0, sequence_len=1024, excess_length_strategy='drop',
                 on_bad_rows='error', dataset_num_proc=None, seed=42, chat_template=None, chat_template_jinja=None)
 
@@ -28,7 +28,7 @@ def get(obj, # a config, a dataset entry, a dict or a SimpleNamespace
     if v is None: v = DEFAULTS.get(name, default)
     return v if v is not None else default
 
-# %% ../nbs/04_data.ipynb #65446577
+# %% ../nbs/04_data.ipynb #c7d42301
 FORMATS = {'.json': 'json', '.jsonl': 'json', '.csv': 'csv', '.parquet': 'parquet'}
 
 def check_file(path:Path, # a local data file
@@ -53,7 +53,7 @@ def check_file(path:Path, # a local data file
         raise UserError(f"{label}: not JSON (it starts with {txt.lstrip()[:20]!r}); expected {'one JSON object per line' if ext == '.jsonl' else 'a JSON list of objects'}. Fix the extension or the file")
     return FORMATS[ext]
 
-# %% ../nbs/04_data.ipynb #8d0dbb2a
+# %% ../nbs/04_data.ipynb #23e266d0
 def describe(entry, # a dataset entry
              i:int, # its index in the config list
              split:str='train' # 'train' (`datasets`) or 'test' (`test_datasets`)
@@ -142,7 +142,7 @@ def load_source(entry, # a dataset entry (DatasetEntry, dict or namespace), or a
         raise UserError(f"{label}: could not load {src!r} (split={split!r}{', ' if kw else ''}{', '.join(f'{k}={v!r}' for k, v in kw.items())}): "
                         f"{type(e).__name__}: {str(e)[:300]}. Check the path or name; hub datasets need a network") from None
 
-# %% ../nbs/04_data.ipynb #54a9f993
+# %% ../nbs/04_data.ipynb #e0eac39b
 def _out_cols(family): return S.OUTPUT_COLUMNS[family]
 
 def _features(cols):
@@ -193,7 +193,7 @@ def apply_strategy(rows, # a `Dataset`, or a list of dicts
                     batched=True, with_indices=True, remove_columns=rows.column_names, num_proc=num_proc,
                     desc=f'{label}: applying strategy' if num_proc else None)
 
-# %% ../nbs/04_data.ipynb #7dde0be1
+# %% ../nbs/04_data.ipynb #aafda3e7
 def adds_bos(tokenizer # a transformers tokenizer
             )->bool:
     "True when `tokenizer('x')` itself starts with the BOS token."
@@ -216,15 +216,10 @@ def strip_bos(prompt:str, # prompt text
     while prompt.startswith(bos): prompt = prompt[len(bos):]
     return prompt, True
 
-# %% ../nbs/04_data.ipynb #f652e98d
+# %% ../nbs/04_data.ipynb #10b5bf01
 CPO_STYLE = ('simpo', 'orpo')
 
-def _prefix(a, b):
-    n = 0
-    for x, y in zip(a, b):
-        if x != y: break
-        n += 1
-    return n
+_prefix = S._common   # length of the common prefix of two id lists (one helper, in strategies)
 
 def encode(tokenizer, # the training tokenizer
            prompts:list[str], # prompt texts
@@ -261,7 +256,7 @@ def token_lengths(tokenizer, # the training tokenizer
     "(prompt length, [response lengths]) per row, in tokens, as TRL will feed them."
     return [(len(p), [len(r) for r in rs]) for p, rs in encode(tokenizer, prompts, responses, rl)]
 
-# %% ../nbs/04_data.ipynb #c138cff9
+# %% ../nbs/04_data.ipynb #3869b5bb
 def _cut(tokenizer, prompt, resp, budget, rl):
     "`resp` cut so prompt + response (+ the EOS TRL adds) fits `budget` response tokens; None if impossible."
     ids = encode(tokenizer, [prompt], [[resp]], rl)[0][1][0]
@@ -303,7 +298,7 @@ def fit_batch(batch:dict, # columns prompt + response columns (+ _bad)
         out['_bad'][i] = 'prompt alone does not fit sequence_len' if strategy == 'truncate' else 'longer than sequence_len'
     return out
 
-# %% ../nbs/04_data.ipynb #dea05e95
+# %% ../nbs/04_data.ipynb #18a1d038
 def unpair(ds, # a Dataset with prompt / chosen / rejected
            seed:int=42 # shuffle seed
           ):
@@ -313,7 +308,7 @@ def unpair(ds, # a Dataset with prompt / chosen / rejected
     out = datasets.Dataset.from_dict(dict(prompt=p + p, completion=list(ds['chosen']) + list(ds['rejected']), label=[True] * n + [False] * n))
     return out.cast(_features(['prompt', 'completion', 'label'])).shuffle(seed=seed).flatten_indices()
 
-# %% ../nbs/04_data.ipynb #94eb171b
+# %% ../nbs/04_data.ipynb #1d737a1c
 @dataclass
 class PreparedData:
     "What `prepare` returns: train and eval `Dataset`s and the JSON-ready report."
@@ -450,7 +445,7 @@ def prepare(config, # a PrefConfig, a dict or a namespace with the same field na
                   train_rows=len(train), eval_rows=len(ev) if ev is not None else 0)
     return PreparedData(train, ev, report)
 
-# %% ../nbs/04_data.ipynb #0d29459f
+# %% ../nbs/04_data.ipynb #7ee9ed86
 def format_report(report:dict # `PreparedData.report`
                  )->str:
     "The data report as a few aligned lines."
@@ -464,7 +459,7 @@ def format_report(report:dict # `PreparedData.report`
     if 'train_rows' in report: lines.append(f"  train rows {report['train_rows']}, eval rows {report['eval_rows']}")
     return '\n'.join(lines)
 
-# %% ../nbs/04_data.ipynb #3c0f782b
+# %% ../nbs/04_data.ipynb #7dbd2a8e
 IDS = ('prompt_ids', 'chosen_ids', 'rejected_ids')
 
 def pretokenize(ds, # a prepared paired Dataset (prompt / chosen / rejected text)
@@ -496,7 +491,7 @@ def pretokenized_dpo_trainer():
     _TRAINER['dpo'] = PretokenizedDPOTrainer
     return PretokenizedDPOTrainer
 
-# %% ../nbs/04_data.ipynb #b8016cb6
+# %% ../nbs/04_data.ipynb #29b45d90
 COLOURS = dict(prompt=('#e8e8e8', '90'), chosen=('#c8f0c8', '32'), rejected=('#f6c8c8', '31'),
                completion=('#c8dcf6', '34'))   # part: (HTML background, ANSI colour)
 
@@ -573,7 +568,7 @@ def preview(config_or_dataset, # a config (prepared with `prepare`), a `Prepared
         samples.append(dict(parts=parts, label=r.get('label'), offset={'prompt': 0, **{c: len(p_ids) for c in cols}}))
     return Preview(samples, seq, report)
 
-# %% ../nbs/04_data.ipynb #c70fe6c1
+# %% ../nbs/04_data.ipynb #6cd8c987
 def plot_lengths(data, # a `PreparedData`, a `Dataset` or a list of rows
                  tokenizer, # the training tokenizer
                  sequence_len:int|None=None, # drawn as a vertical line; read from a PreparedData's report when None
@@ -597,7 +592,7 @@ def plot_lengths(data, # a `PreparedData`, a `Dataset` or a list of rows
     if path: fig.savefig(path, dpi=100)
     return fig
 
-# %% ../nbs/04_data.ipynb #4563f455
+# %% ../nbs/04_data.ipynb #34e068d0
 def _tokenizer_for(cfg):
     try:
         from prefnb.trainer import load_tokenizer

@@ -9,13 +9,13 @@ __all__ = ['ALL_METHODS', 'CHECKS', 'RULES', 'load_history', 'detect_method', 'n
            'check_early_perfect', 'check_one_label', 'rules_table', 'Finding', 'Monitor', 'diagnose', 'run_method',
            'synthetic_run', 'summary', 'health_dict', 'write_health', 'HealthCallback', 'doctor_cli']
 
-# %% ../nbs/07_health.ipynb #4aae46bc
+# %% ../nbs/07_health.ipynb #f507a3c1
 import json, math, random, statistics, sys
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from .core import UserError
 
-# %% ../nbs/07_health.ipynb #946a209d
+# %% ../nbs/07_health.ipynb #8190c3d4
 _SUMMARY_KEYS = {'train_runtime', 'train_samples_per_second', 'train_steps_per_second', 'total_flos', 'train_loss'}
 
 def _read_json_file(p:Path):
@@ -57,7 +57,7 @@ def load_history(run # a run folder, a metrics.jsonl, a trainer_state.json, or a
         out.append(d)
     return sorted(out, key=lambda d: d['step'])
 
-# %% ../nbs/07_health.ipynb #16ba0fa0
+# %% ../nbs/07_health.ipynb #1e36b8e2
 def detect_method(history:list[dict] # log entries, as from `load_history`
                  )->str: # 'dpo', 'kto', 'simpo' (any CPO run) or 'orpo'
     "The preference method a history was most likely logged by, from its metric keys."
@@ -68,7 +68,7 @@ def detect_method(history:list[dict] # log entries, as from `load_history`
     if 'kl' in keys: return 'kto'
     return 'dpo'
 
-# %% ../nbs/07_health.ipynb #d656843e
+# %% ../nbs/07_health.ipynb #a0badc5f
 def noise(xs:list[float] # consecutive values of one metric
          )->float: # a robust estimate of the per-point standard deviation
     "Noise of a series from the median absolute deviation of its first differences (a trend leaves it unchanged)."
@@ -88,7 +88,7 @@ def shift(early:list[float], # an earlier window of values
     z = delta / se if se > 0 else (math.inf if delta > 0 else -math.inf if delta < 0 else 0.0)
     return delta, z
 
-# %% ../nbs/07_health.ipynb #be61f12d
+# %% ../nbs/07_health.ipynb #1de5bb5d
 ALL_METHODS = ('dpo', 'ipo', 'kto', 'simpo', 'orpo')
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Rule:
         p.update(self.params.get(method, {}))
         return p
 
-# %% ../nbs/07_health.ipynb #69cf33dd
+# %% ../nbs/07_health.ipynb #b6cc6123
 class Series:
     "The train metrics logged so far: `vals(key)` is one metric's values in step order."
     def __init__(self): self.entries, self._vals = [], {}
@@ -130,7 +130,7 @@ def _windows(v, p):
     w = min(max(p.get('window', 5), len(v) // p.get('grow', 4)), 50)   # windows grow with the run: more power
     return v[:w], v[-w:], noise(v[-200:])
 
-# %% ../nbs/07_health.ipynb #86da4a3d
+# %% ../nbs/07_health.ipynb #b332686c
 _WATCH = ('loss', 'rewards/', 'logps/', 'kl', 'nll_loss', 'log_odds')
 
 def check_nonfinite(S, p):
@@ -161,23 +161,22 @@ def check_pinned(S, p):
         loss = S.vals('loss')[-1] if S.vals('loss') else float('nan')
         return f'rewards/chosen and rewards/rejected at 0 for {w} logged steps, loss {loss:.4f} (ln 2 = {math.log(2):.4f})'
 
-def check_rising(S, p):
-    "The median of `p['metric']` rose significantly between the first and the latest window."
+def _shifted(S, p, sign, verb):
+    "The median of `p['metric']` moved significantly (`sign` 1: up, -1: down) between the first and the latest window."
     m = p['metric']
     if m not in S.entries[-1] or (ws := _windows(S.vals(m), p)) is None: return None
     early, late, sigma = ws
     delta, z = shift(early, late, sigma)
-    if z > p['z'] and delta > p.get('rel', 0) * abs(_med(early)):
-        return f'{m} rose from {_med(early):.4g} to {_med(late):.4g} (median of {len(late)} logged steps, {z:.1f} standard errors)'
+    if sign * z > p['z'] and sign * delta > p.get('rel', 0) * abs(_med(early)):
+        return f'{m} {verb} from {_med(early):.4g} to {_med(late):.4g} (median of {len(late)} logged steps, {sign * z:.1f} standard errors)'
+
+def check_rising(S, p):
+    "The median of `p['metric']` rose significantly between the first and the latest window."
+    return _shifted(S, p, 1, 'rose')
 
 def check_falling(S, p):
     "The median of `p['metric']` fell significantly between the first and the latest window."
-    m = p['metric']
-    if m not in S.entries[-1] or (ws := _windows(S.vals(m), p)) is None: return None
-    early, late, sigma = ws
-    delta, z = shift(early, late, sigma)
-    if z < -p['z'] and -delta > p.get('rel', 0) * abs(_med(early)):
-        return f'{m} fell from {_med(early):.4g} to {_med(late):.4g} (median of {len(late)} logged steps, {-z:.1f} standard errors)'
+    return _shifted(S, p, -1, 'fell')
 
 def check_flat(S, p):
     "The median of `p['metric']` did not move significantly, nor by `rel` of its size, in the wanted direction."
@@ -265,7 +264,7 @@ CHECKS = {f.__name__.removeprefix('check_'): f for f in
           (check_nonfinite, check_above, check_all_below, check_pinned, check_rising, check_falling, check_flat,
            check_both_falling, check_negative, check_mean_below, check_mean_above, check_flips, check_early_perfect, check_one_label)}
 
-# %% ../nbs/07_health.ipynb #01b64523
+# %% ../nbs/07_health.ipynb #4b114534
 _ACC = ('dpo', 'ipo', 'simpo', 'orpo')
 _R = Rule
 RULES = [
@@ -343,7 +342,7 @@ RULES = [
        unless=('margins_negative', 'nonfinite')),
 ]
 
-# %% ../nbs/07_health.ipynb #aae71c97
+# %% ../nbs/07_health.ipynb #c78d255b
 def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
                )->str: # a markdown table
     "The rules as a markdown table: id, metrics, methods, severity, thresholds, cause, fix."
@@ -354,7 +353,7 @@ def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
                     f"{r.check}({ps}) | {r.cause} | {r.fix} |")
     return '\n'.join(rows)
 
-# %% ../nbs/07_health.ipynb #30198e07
+# %% ../nbs/07_health.ipynb #3e5f979c
 @dataclass
 class Finding:
     "What one rule found in a run."
@@ -372,7 +371,7 @@ class Finding:
         return (f'[{self.severity}] {self.rule}: {self.title} at {where}\n  seen:  {self.detail}\n'
                 f'  cause: {self.cause}\n  fix:   {self.fix}')
 
-# %% ../nbs/07_health.ipynb #ff958fee
+# %% ../nbs/07_health.ipynb #43fa223e
 def _rules_for(method, rules, thresholds):
     rules = RULES if rules is None else rules
     thresholds = thresholds or {}
@@ -422,7 +421,7 @@ class Monitor:
         fs = [f for r, _ in self.rules if (f := self.found.get(r.id)) and not set(r.unless) & ids]
         return sorted(fs, key=lambda f: (order[f.severity], f.first_step))
 
-# %% ../nbs/07_health.ipynb #4aab21c5
+# %% ../nbs/07_health.ipynb #c608620e
 def diagnose(run, # a run folder, metrics.jsonl, trainer_state.json, or a list of log dicts
              method:str=None, # 'dpo', 'ipo', 'kto', 'simpo', 'orpo'; detected from the run when None
              rules:list=None, # the rules to apply; `RULES` when None (pass a modified copy to change them)
@@ -446,7 +445,7 @@ def run_method(run, history:list[dict]=None)->str:
             if rl in ALL_METHODS: return rl
     return detect_method(history if history is not None else load_history(run))
 
-# %% ../nbs/07_health.ipynb #4e7dbefc
+# %% ../nbs/07_health.ipynb #b6a6cdb1
 def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 'kto', 'simpo' or 'orpo'
                   n:int=40, # logged steps
                   seed:int=0, # noise seed
@@ -483,7 +482,7 @@ def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 
         out.append(e)
     return out
 
-# %% ../nbs/07_health.ipynb #802a0e65
+# %% ../nbs/07_health.ipynb #21d056de
 def summary(findings:list[Finding], # from `diagnose`
             method:str=None # shown in the headline when given
            )->str:
@@ -515,7 +514,7 @@ def write_health(run_dir, # the run folder (output_dir)
     (d/'health.md').write_text('\n'.join(md))
     return d/'health.json'
 
-# %% ../nbs/07_health.ipynb #9693e40a
+# %% ../nbs/07_health.ipynb #7c8805d9
 def _callback_base():
     from transformers import TrainerCallback
     return TrainerCallback
@@ -551,7 +550,7 @@ class _HealthMixin:
     @property
     def findings(self)->list[Finding]: return self.monitor.findings()
 
-# %% ../nbs/07_health.ipynb #d637043e
+# %% ../nbs/07_health.ipynb #95d6fe14
 def doctor_cli(argv:list[str]=None)->int:
     "prefnb doctor PATH [--json] [--method M]: diagnose a run; exit 0 healthy, 3 on an error finding."
     import argparse
