@@ -7,17 +7,17 @@ __all__ = ['AXOLOTL_KEYS', 'REMOVED', 'DPO_LOSS_TYPES', 'SMOOTHING_LOSSES', 'RUL
            'method_trl_args', 'Problem', 'Context', 'Rule', 'read_config', 'CheckResult', 'columns_of', 'check_config',
            'load_config', 'validate_config', 'ConfigWarning', 'plan_for', 'format_result', 'check_cli']
 
-# %% ../nbs/01_config.ipynb #884983f8
-import argparse, difflib, json, sys, warnings
+# %% ../nbs/01_config.ipynb #822108a8
+import argparse, difflib, json, math, reprlib, sys, warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from .core import UserError
 from .methods import METHODS, field_methods, get_method
 
-# %% ../nbs/01_config.ipynb #40236c29
+# %% ../nbs/01_config.ipynb #cd1a91da
 AXOLOTL_KEYS = frozenset('''
     accelerator_config activation_offloading adam_beta1 adam_beta2 adam_beta3 adam_epsilon adam_epsilon2 adapter
     added_tokens_overrides attn_implementation auto_find_batch_size auto_resume_from_checkpoints
@@ -90,7 +90,7 @@ AXOLOTL_KEYS = frozenset('''
     warmup_steps weight_decay world_size xformers_attention
 '''.split()) | {'model_config', 'model_kwargs', 'model_type', 'model_revision'}   # aliases of remapped fields
 
-# %% ../nbs/01_config.ipynb #e6f5f663
+# %% ../nbs/01_config.ipynb #7fd6ebf8
 class DatasetEntry(BaseModel):
     "One dataset of a run: where it is and how its rows become prompt/chosen/rejected (or prompt/completion/label)."
     model_config = ConfigDict(extra='forbid')
@@ -109,8 +109,9 @@ class DatasetEntry(BaseModel):
     chat_template: str|None = None             # this dataset's chat template name
     chat_template_jinja: str|None = None       # this dataset's chat template as a Jinja string
 
-# %% ../nbs/01_config.ipynb #d0366a07
-_METHOD_FIELDS = sorted({h.field for m in METHODS.values() for h in m.hparams} - {'precompute_ref_log_probs'})
+# %% ../nbs/01_config.ipynb #1c0d9507
+_FLAGS = {'precompute_ref_log_probs', 'dpo_padding_free'}   # method options that are plain switches (default False), not method defaults
+_METHOD_FIELDS = sorted({h.field for m in METHODS.values() for h in m.hparams} - _FLAGS)
 
 class PrefConfig(BaseModel):
     "Everything a preference run needs, in axolotl's vocabulary."
@@ -127,15 +128,16 @@ class PrefConfig(BaseModel):
     rl_beta: float|None = None                         # beta (DPO/IPO/KTO/SimPO); unset: the method's default
     dpo_beta: float|None = None                        # older axolotl name of rl_beta
     dpo_loss_type: list[str]|None = None               # DPO loss type(s) TRL knows; [sigmoid, sft] is RPO
-    dpo_loss_weights: list[float]|None = None          # one weight per dpo_loss_type entry
-    dpo_label_smoothing: float|None = None             # robust/exo_pair/aot losses: assumed label noise
+    dpo_loss_weights: list[Annotated[float, Field(ge=0)]]|None = None  # one weight per dpo_loss_type entry
+    dpo_label_smoothing: float|None = Field(None, ge=0, lt=0.5)  # robust/exo_pair/aot losses: assumed label noise (0.5 = coin flips)
     dpo_use_weighting: bool|None = None                # WPO weighting
+    dpo_padding_free: bool = False                     # DPO/IPO: pack each batch's sequences instead of padding them (exact; fewer tokens computed)
     precompute_ref_log_probs: bool = False             # reference log-probs once, before training
     simpo_gamma: float|None = None                     # SimPO target margin
-    cpo_alpha: float|None = None                       # SimPO: weight of the chosen NLL (0 = pure SimPO)
-    orpo_alpha: float|None = None                      # ORPO lambda (TRL's beta)
-    kto_desirable_weight: float|None = None            # KTO weight of thumbs-up rows
-    kto_undesirable_weight: float|None = None          # KTO weight of thumbs-down rows
+    cpo_alpha: float|None = Field(None, ge=0)          # SimPO: weight of the chosen NLL (0 = pure SimPO)
+    orpo_alpha: float|None = Field(None, ge=0)         # ORPO lambda (TRL's beta)
+    kto_desirable_weight: float|None = Field(None, ge=0)    # KTO weight of thumbs-up rows
+    kto_undesirable_weight: float|None = Field(None, ge=0)  # KTO weight of thumbs-down rows
     # data
     datasets: list[DatasetEntry] = Field(min_length=1) # training datasets
     test_datasets: list[DatasetEntry]|None = None      # evaluation datasets
@@ -143,7 +145,7 @@ class PrefConfig(BaseModel):
     sequence_len: int = Field(1024, ge=16)             # max tokens of prompt + response
     excess_length_strategy: Literal['drop', 'truncate', 'raise'] = 'drop'  # what to do with rows longer than sequence_len
     on_bad_rows: Literal['error', 'drop'] = 'error'    # malformed rows: stop with the row named, or drop and report
-    dataset_num_proc: int|None = None                  # processes for dataset mapping
+    dataset_num_proc: int|None = Field(None, ge=1)     # processes for dataset mapping
     remove_unused_columns: bool|None = None            # drop dataset columns the trainer does not read (prefnb does it after mapping)
     sample_packing: bool = False                       # never for preference methods (validation says why)
     # adapter and quantisation
@@ -164,11 +166,11 @@ class PrefConfig(BaseModel):
     max_steps: int|None = None                         # stop after this many updates (wins over num_epochs)
     learning_rate: float|None = None                   # unset: the method's default for full fine-tuning or LoRA
     lr_scheduler: str = 'cosine'                       # transformers scheduler name
-    warmup_steps: int|None = None                      # warmup updates (or use warmup_ratio)
-    warmup_ratio: float|None = 0.1                     # warmup as a fraction of training
+    warmup_steps: int|None = Field(None, ge=0)         # warmup updates (or use warmup_ratio)
+    warmup_ratio: float|None = Field(0.1, ge=0, lt=1)  # warmup as a fraction of training
     optimizer: str = 'adamw_torch'                     # TrainingArguments `optim`
-    weight_decay: float = 0.0                          # AdamW weight decay
-    max_grad_norm: float = 1.0                         # gradient clipping
+    weight_decay: float = Field(0.0, ge=0)             # AdamW weight decay
+    max_grad_norm: float = Field(1.0, ge=0)            # gradient clipping (0: none)
     gradient_checkpointing: bool = True                # recompute activations in backward: much less memory
     gradient_checkpointing_kwargs: dict|None = None    # e.g. {use_reentrant: false}
     bf16: bool|Literal['auto'] = 'auto'                # bf16 mixed precision; auto: where the GPU supports it
@@ -178,10 +180,10 @@ class PrefConfig(BaseModel):
     output_dir: str = './outputs/prefnb-run'           # run folder
     seed: int = 42                                     # seed for data order and init
     logging_steps: int = Field(1, ge=1)                # log every N updates (short runs need every one)
-    eval_steps: int|None = None                        # evaluate every N updates
-    evals_per_epoch: int|None = None                   # or this many times per epoch
-    save_steps: int|None = None                        # checkpoint every N updates
-    saves_per_epoch: int|None = None                   # or this many times per epoch
+    eval_steps: int|None = Field(None, ge=0)           # evaluate every N updates (0: never)
+    evals_per_epoch: int|None = Field(None, ge=0)      # or this many times per epoch
+    save_steps: int|None = Field(None, ge=0)           # checkpoint every N updates (0: never)
+    saves_per_epoch: int|None = Field(None, ge=0)      # or this many times per epoch
     save_total_limit: int|None = 2                     # keep at most this many checkpoints
     resume_from_checkpoint: str|bool|None = None       # a checkpoint folder, or true for the latest in output_dir
     report_to: list[str]|None = None                   # e.g. [wandb, tensorboard]; None: nowhere
@@ -216,7 +218,7 @@ class PrefConfig(BaseModel):
         if path is not None: Path(path).write_text(s)
         return s
 
-# %% ../nbs/01_config.ipynb #747e9b29
+# %% ../nbs/01_config.ipynb #16f73301
 def method_trl_args(cfg:PrefConfig)->dict:
     "The method-specific TRL config arguments of `cfg` (loss type and mapped hyperparameters)."
     m = cfg.method
@@ -226,7 +228,7 @@ def method_trl_args(cfg:PrefConfig)->dict:
         if v is not None: out[theirs] = v
     return out
 
-# %% ../nbs/01_config.ipynb #269bd706
+# %% ../nbs/01_config.ipynb #7fe87811
 @dataclass
 class Problem:
     "One finding of validation."
@@ -267,7 +269,7 @@ def _near(word, choices):
     m = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
     return f'; did you mean {m[0]}?' if m else ''
 
-# %% ../nbs/01_config.ipynb #96cb381a
+# %% ../nbs/01_config.ipynb #eee08b83
 REMOVED = {
     'rpo_alpha': 'use dpo_loss_type: [sigmoid, sft] with dpo_loss_weights: [1.0, {value}] (RPO)',
     'dpo_use_logits_to_keep': 'remove it (TRL 1.16 keeps only the logits it needs)',
@@ -283,7 +285,7 @@ DPO_LOSS_TYPES = ('sigmoid', 'hinge', 'ipo', 'exo_pair', 'nca_pair', 'robust', '
                   'aot_unpaired', 'apo_zero', 'apo_down', 'discopop', 'sft', 'sigmoid_norm')
 SMOOTHING_LOSSES = ('robust', 'exo_pair', 'aot', 'aot_unpaired')
 
-# %% ../nbs/01_config.ipynb #485b8291
+# %% ../nbs/01_config.ipynb #fb67c1f2
 def _unknown_keys(ctx):
     known = set(PrefConfig.model_fields) | AXOLOTL_KEYS | set(REMOVED)
     return [dict(key=k, hint=_near(k, set(PrefConfig.model_fields) | AXOLOTL_KEYS)) for k in ctx.raw if k not in known]
@@ -399,20 +401,39 @@ def _bf16_unsupported(ctx):
     if c.bf16 is not True: return []
     d = _device(ctx, c); return [] if d.get('bf16') else [dict(gpu=d.get('name', 'this GPU'))]
 
+def _lr_kind(c): return ('full', 'full fine-tuning') if c.adapter is None else ('lora', c.adapter)
+
+def _lr_positive(ctx):
+    c = _cfg(ctx)
+    if 'learning_rate' not in c.model_fields_set or c.learning_rate > 0: return []   # `not > 0` also catches NaN
+    kind, name = _lr_kind(c)
+    return [dict(value=ctx.raw.get('learning_rate', c.learning_rate), m=c.method.title, kind=name, default=c.method.lr[kind][2])]
+
 def _lr_range(ctx):
     c = _cfg(ctx)
-    if 'learning_rate' not in c.model_fields_set: return []
+    if 'learning_rate' not in c.model_fields_set or not c.learning_rate > 0: return []   # not positive: lr-positive says so
     if c.base_model.startswith('prefnb:tiny'): return []   # random-initialised tiny models: the ranges are for pretrained ones
-    kind = 'full' if c.adapter is None else 'lora'
+    kind, name = _lr_kind(c)
     lo, hi, default = c.method.lr[kind]
     if lo <= c.learning_rate <= hi: return []
-    return [dict(value=c.learning_rate, m=c.method.title, kind='full fine-tuning' if kind == 'full' else c.adapter,
-                 lo=lo, hi=hi, default=default)]
+    return [dict(value=c.learning_rate, m=c.method.title, kind=name, lo=lo, hi=hi, default=default)]
+
+def _beta_field(c):
+    "The key the user gave beta under (rl_beta wins over the older dpo_beta), or None when beta is the method default."
+    if 'rl_beta' in c.model_fields_set: return 'rl_beta'
+    if c.dpo_beta is not None and c.rl_beta == c.dpo_beta: return 'dpo_beta'
+
+def _beta_negative(ctx):
+    c = _cfg(ctx)
+    h, field = c.method.hparam('rl_beta'), _beta_field(c)
+    if h is None or field is None or c.rl_beta is None or not c.rl_beta < 0: return []
+    return [dict(field=field, value=ctx.raw.get(field, c.rl_beta), rl=c.rl, m=c.method.title, default=h.default)]
 
 def _hparam_range(ctx):
     c = _cfg(ctx); out = []
     for h in c.method.hparams:
         v = getattr(c, h.field)
+        if h.field == 'rl_beta' and v is not None and v < 0: continue   # beta-negative: an error, not a range warning
         if h.field in c.model_fields_set and isinstance(v, (int, float)) and not isinstance(v, bool) and h.low is not None \
            and not h.low <= v <= h.high:
             out.append(dict(field=h.field, value=v, m=c.method.title, lo=h.low, hi=h.high, default=h.default, help=h.help))
@@ -439,7 +460,7 @@ def _per_epoch(ctx):
     return [dict(a=a, b=b) for a, b in (('eval_steps', 'evals_per_epoch'), ('save_steps', 'saves_per_epoch'))
             if getattr(c, a) is not None and getattr(c, b) is not None]
 
-# %% ../nbs/01_config.ipynb #da063375
+# %% ../nbs/01_config.ipynb #68fe8c55
 RULES = [
     Rule('unknown-key', ('*',), 'error', _unknown_keys, '{key}: unknown option (neither prefnb nor axolotl knows it){hint} Fix the spelling or remove it.'),
     Rule('schema', ('*',), 'error', _schema, '{msg}'),
@@ -457,21 +478,23 @@ RULES = [
     Rule('dpo-loss-type', ('dpo_loss_type',), 'error', _loss_types, "dpo_loss_type: {value!r} is not a TRL 1.16 DPO loss{hint} Choose from " + ', '.join(DPO_LOSS_TYPES) + '.'),
     Rule('exo-pair-smoothing', ('dpo_loss_type', 'dpo_label_smoothing'), 'error', _exo_smoothing, 'dpo_loss_type exo_pair needs dpo_label_smoothing > 0 (TRL refuses 0). Set dpo_label_smoothing: 0.001, the EXO paper\'s value.'),
     Rule('aot-weighting', ('dpo_loss_type', 'dpo_use_weighting'), 'error', _aot_weighting, 'dpo_use_weighting: true cannot be combined with dpo_loss_type {t} (TRL: the AOT losses sort samples, so per-pair weights would be misaligned). Set dpo_use_weighting: false or choose another loss.'),
-    Rule('method-option', ('rl', *_METHOD_FIELDS, 'precompute_ref_log_probs'), 'error', _method_option, '{field}: {value} is not used by rl: {rl} (it belongs to {users}). Remove it, or change rl.'),
+    Rule('method-option', ('rl', *_METHOD_FIELDS, *sorted(_FLAGS)), 'error', _method_option, '{field}: {value} is not used by rl: {rl} (it belongs to {users}). Remove it, or change rl.'),
     Rule('quant-without-adapter', ('load_in_4bit', 'load_in_8bit', 'adapter'), 'error', _quant_adapter, 'load_in_{bits}bit: true without an adapter: quantised weights cannot be fine-tuned directly. Set adapter: qlora (4-bit) or adapter: lora, or remove load_in_{bits}bit.'),
     Rule('simpo-cpo-alpha', ('rl', 'cpo_alpha'), 'warning', _cpo_alpha, 'cpo_alpha: {value} with rl: simpo adds a chosen-NLL term: that is CPO-SimPO (TRL defaults to 1.0), not SimPO. prefnb defaults to cpo_alpha: 0 (pure SimPO); keep {value} only if you mean CPO-SimPO.'),
     Rule('precompute-no-reference', ('rl', 'precompute_ref_log_probs'), 'error', _precompute, 'precompute_ref_log_probs: true with rl: {rl}, which has no reference model. Remove precompute_ref_log_probs.'),
     Rule('bf16-and-fp16', ('bf16', 'fp16'), 'error', _both_precisions, 'bf16: true and fp16: true: choose one. Set both to auto to let prefnb pick for the GPU.'),
     Rule('bf16-unsupported', ('bf16',), 'error', _bf16_unsupported, 'bf16: true, but {gpu} does not support bf16. Set bf16: auto (prefnb then uses fp16 with loss scaling).'),
     Rule('fp16-on-bf16-gpu', ('fp16', 'bf16'), 'warning', _fp16_on_bf16, 'fp16: true on {gpu}, which supports bf16: fp16 overflows easily and gives NaN losses. Set fp16: auto and bf16: auto (bf16 is picked).'),
+    Rule('lr-positive', ('learning_rate', 'rl', 'adapter'), 'error', _lr_positive, "learning_rate: {value} must be greater than 0; it is the optimizer's step size, so 0 never changes the weights and a negative value makes the loss go up. Set a positive learning_rate, or remove it to use the method's default. Typical for {m} with {kind}: {default}."),
     Rule('lr-range', ('learning_rate', 'rl', 'adapter'), 'warning', _lr_range, 'learning_rate: {value} is outside the plausible range for {m} with {kind} ({lo}..{hi}). Typical: {default}.'),
+    Rule('beta-negative', ('rl_beta', 'dpo_beta', 'rl'), 'error', _beta_negative, '{field}: {value} must not be negative with rl: {rl}; beta scales the reward, and a negative beta trains toward the rejected answers. Set a positive {field}, or remove it to use the default. Typical for {m}: {default}.'),
     Rule('hparam-range', tuple(_METHOD_FIELDS), 'warning', _hparam_range, '{field}: {value} is outside the sensible range for {m} ({lo}..{hi}; default {default}): {help}.'),
     Rule('strategy-name', ('datasets', 'rl'), 'error', _strategy, '{where}[{i}].type: {err}'),
     Rule('warmup-both', ('warmup_steps', 'warmup_ratio'), 'error', _warmup, 'warmup_steps: {s} and warmup_ratio: {r}: give one of them.'),
     Rule('steps-and-per-epoch', ('eval_steps', 'evals_per_epoch', 'save_steps', 'saves_per_epoch'), 'error', _per_epoch, '{a} and {b} are both set: give one of them.'),
 ]
 
-# %% ../nbs/01_config.ipynb #3905617d
+# %% ../nbs/01_config.ipynb #1e688d4e
 def read_config(src:str|Path|dict # a YAML file path, or a dict
                )->dict:
     "The config as a plain dict (YAML read with safe_load only)."
@@ -489,7 +512,7 @@ def read_config(src:str|Path|dict # a YAML file path, or a dict
         raise UserError(f"config {p}: expected a mapping of option: value at the top level, got {type(d).__name__}")
     return d
 
-# %% ../nbs/01_config.ipynb #3e814d01
+# %% ../nbs/01_config.ipynb #8abdcc58
 _TYPE_PARTS = {'str', 'int', 'float', 'bool', 'dict', 'list', 'none'}
 def _loc(loc):
     out = ''
@@ -498,6 +521,16 @@ def _loc(loc):
         elif not p.isidentifier() or p.split('[')[0] in _TYPE_PARTS: break
         else: out += ('.' if out else '') + p
     return out
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset, _REPR.maxstring, _REPR.maxother = 2, 4, 6, 6, 6, 40, 40
+
+def _short(value, # any value from a config
+           width:int=60 # the most characters to show
+          )->str:
+    "`repr` of `value` on one line of at most `width` characters: long containers and strings abbreviated."
+    s = _REPR.repr(value)
+    return s if len(s) <= width else s[:width - 3] + '...'
 
 def _schema_messages(err:ValidationError)->list[str]:
     out, seen = [], set()
@@ -509,10 +542,10 @@ def _schema_messages(err:ValidationError)->list[str]:
         elif e['type'] == 'extra_forbidden':
             out.append(f"{loc}: unknown dataset option{_near(e['loc'][-1], DatasetEntry.model_fields)} "
                        f"Valid options: {', '.join(DatasetEntry.model_fields)}.")
-        else: out.append(f"{loc}: got {e['input']!r}: {e['msg']}")
+        else: out.append(f"{loc}: got {_short(e['input'])}: {e['msg']}")
     return out
 
-# %% ../nbs/01_config.ipynb #a61f0ab8
+# %% ../nbs/01_config.ipynb #b1ab3f11
 @dataclass
 class CheckResult:
     "What `check_config` found."
@@ -566,7 +599,7 @@ def validate_config(cfg:PrefConfig, # an already built config (e.g. edited in a 
 
 class ConfigWarning(UserWarning): "A config value that works but is probably not what you want."
 
-# %% ../nbs/01_config.ipynb #ff4ef04a
+# %% ../nbs/01_config.ipynb #ec822301
 def plan_for(cfg:PrefConfig, # a loaded config
              gpu:str|float|None=None, # GPU name from `prefnb.methods.GPUS` or GiB, to check the fit
              model=None # override the model (a path, a parameter count or a `ModelSpec`); default cfg.base_model
@@ -579,7 +612,7 @@ def plan_for(cfg:PrefConfig, # a loaded config
                        gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora_r, optimizer=cfg.optimizer,
                        precompute_ref_log_probs=cfg.precompute_ref_log_probs, gpu=gpu)
 
-# %% ../nbs/01_config.ipynb #15bbd9ab
+# %% ../nbs/01_config.ipynb #dd7cfbfc
 def format_result(r:CheckResult, name:str='config')->str:
     "Errors and warnings as lines, with a one-line verdict first."
     head = (f'{name}: valid (rl: {r.config.rl})' if r.ok else f'{name}: INVALID') + \

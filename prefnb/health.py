@@ -4,18 +4,19 @@
 
 # %% auto #0
 __all__ = ['ALL_METHODS', 'CHECKS', 'RULES', 'load_history', 'detect_method', 'noise', 'shift', 'Rule', 'Series',
-           'check_nonfinite', 'check_above', 'check_all_below', 'check_pinned', 'check_rising', 'check_falling',
-           'check_flat', 'check_both_falling', 'check_negative', 'check_mean_below', 'check_mean_above', 'check_flips',
-           'check_early_perfect', 'check_one_label', 'rules_table', 'Finding', 'Monitor', 'diagnose', 'run_method',
-           'synthetic_run', 'summary', 'health_dict', 'write_health', 'HealthCallback', 'doctor_cli']
+           'check_nonfinite', 'check_above', 'check_all_below', 'check_pinned', 'check_margins_zero', 'check_rising',
+           'check_falling', 'check_flat', 'check_both_falling', 'check_negative', 'check_mean_below',
+           'check_mean_above', 'check_flips', 'check_early_perfect', 'check_one_label', 'rules_table', 'Finding',
+           'Monitor', 'diagnose', 'run_method', 'synthetic_run', 'summary', 'health_dict', 'write_health',
+           'HealthCallback', 'doctor_cli']
 
-# %% ../nbs/07_health.ipynb #f507a3c1
+# %% ../nbs/07_health.ipynb #4c458458
 import json, math, random, statistics, sys
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from .core import UserError
 
-# %% ../nbs/07_health.ipynb #8190c3d4
+# %% ../nbs/07_health.ipynb #82191139
 _SUMMARY_KEYS = {'train_runtime', 'train_samples_per_second', 'train_steps_per_second', 'total_flos', 'train_loss'}
 
 def _read_json_file(p:Path):
@@ -57,7 +58,7 @@ def load_history(run # a run folder, a metrics.jsonl, a trainer_state.json, or a
         out.append(d)
     return sorted(out, key=lambda d: d['step'])
 
-# %% ../nbs/07_health.ipynb #1e36b8e2
+# %% ../nbs/07_health.ipynb #83f2bd59
 def detect_method(history:list[dict] # log entries, as from `load_history`
                  )->str: # 'dpo', 'kto', 'simpo' (any CPO run) or 'orpo'
     "The preference method a history was most likely logged by, from its metric keys."
@@ -68,7 +69,7 @@ def detect_method(history:list[dict] # log entries, as from `load_history`
     if 'kl' in keys: return 'kto'
     return 'dpo'
 
-# %% ../nbs/07_health.ipynb #a0badc5f
+# %% ../nbs/07_health.ipynb #328f8f28
 def noise(xs:list[float] # consecutive values of one metric
          )->float: # a robust estimate of the per-point standard deviation
     "Noise of a series from the median absolute deviation of its first differences (a trend leaves it unchanged)."
@@ -88,7 +89,7 @@ def shift(early:list[float], # an earlier window of values
     z = delta / se if se > 0 else (math.inf if delta > 0 else -math.inf if delta < 0 else 0.0)
     return delta, z
 
-# %% ../nbs/07_health.ipynb #1de5bb5d
+# %% ../nbs/07_health.ipynb #762626dc
 ALL_METHODS = ('dpo', 'ipo', 'kto', 'simpo', 'orpo')
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Rule:
         p.update(self.params.get(method, {}))
         return p
 
-# %% ../nbs/07_health.ipynb #b6cc6123
+# %% ../nbs/07_health.ipynb #662b94a5
 class Series:
     "The train metrics logged so far: `vals(key)` is one metric's values in step order."
     def __init__(self): self.entries, self._vals = [], {}
@@ -130,7 +131,7 @@ def _windows(v, p):
     w = min(max(p.get('window', 5), len(v) // p.get('grow', 4)), 50)   # windows grow with the run: more power
     return v[:w], v[-w:], noise(v[-200:])
 
-# %% ../nbs/07_health.ipynb #b332686c
+# %% ../nbs/07_health.ipynb #f54f5846
 _WATCH = ('loss', 'rewards/', 'logps/', 'kl', 'nll_loss', 'log_odds')
 
 def check_nonfinite(S, p):
@@ -160,6 +161,20 @@ def check_pinned(S, p):
     if len(c) >= w and len(r) >= min(w, 1) and all(abs(x) <= tol for x in c[-w:] + r[-w:]):
         loss = S.vals('loss')[-1] if S.vals('loss') else float('nan')
         return f'rewards/chosen and rewards/rejected at 0 for {w} logged steps, loss {loss:.4f} (ln 2 = {math.log(2):.4f})'
+
+def check_margins_zero(S, p):
+    "Reward margins at 0 (up to rounding: `atol` plus `rtol` of the rewards' size) in the last `window` logged steps after `skip`."
+    m = 'rewards/margins'
+    if m not in S.entries[-1]: return None
+    last = [e for e in S.entries if m in e][p.get('skip', 1):][-p['window']:]
+    if len(last) < p['window']: return None
+    size = lambda e: max(abs(e.get('rewards/chosen', 0.0)), abs(e.get('rewards/rejected', 0.0)))
+    if all(abs(e[m]) <= p['atol'] + p['rtol'] * size(e) for e in last):
+        e, top = last[-1], max(abs(x[m]) for x in last)
+        loss = e.get('loss', float('nan'))
+        return (f"rewards/margins {'exactly 0' if top == 0 else f'at most {top:.2g} from 0'} in each of the last {len(last)} logged steps while "
+                f"rewards/chosen = {e.get('rewards/chosen', float('nan')):.3g} and rewards/rejected = {e.get('rewards/rejected', float('nan')):.3g}; "
+                f"loss {loss:.4f} (ln 2 = {math.log(2):.4f})")
 
 def _shifted(S, p, sign, verb):
     "The median of `p['metric']` moved significantly (`sign` 1: up, -1: down) between the first and the latest window."
@@ -261,10 +276,10 @@ def check_one_label(S, p):
         return f'{one} of the last {len(last)} logged steps had only desirable or only undesirable examples'
 
 CHECKS = {f.__name__.removeprefix('check_'): f for f in
-          (check_nonfinite, check_above, check_all_below, check_pinned, check_rising, check_falling, check_flat,
+          (check_nonfinite, check_above, check_all_below, check_pinned, check_margins_zero, check_rising, check_falling, check_flat,
            check_both_falling, check_negative, check_mean_below, check_mean_above, check_flips, check_early_perfect, check_one_label)}
 
-# %% ../nbs/07_health.ipynb #4b114534
+# %% ../nbs/07_health.ipynb #8259ce04
 _ACC = ('dpo', 'ipo', 'simpo', 'orpo')
 _R = Rule
 RULES = [
@@ -275,6 +290,11 @@ RULES = [
        ('dpo', 'ipo', 'kto'), 'error', 'pinned', dict(window=3, atol=1e-6),
        'the policy is still identical to the reference: beta is 0, the learning rate is 0, the adapter is not being trained, the reference is the policy itself, or every completion token is masked',
        'check rl_beta > 0 and learning_rate > 0, that the LoRA target modules exist in this model, and that completions are not truncated away (prefnb preview)'),
+    _R('margins_pinned', 'Reward margins exactly 0 while the rewards move', ('rewards/margins', 'rewards/chosen', 'rewards/rejected', 'loss'),
+       _ACC, 'error', 'margins_zero', dict(window=3, skip=1, atol=1e-9, rtol=1e-4),
+       'chosen and rejected are identical in every pair (the same text, or field_chosen and field_rejected read the same column), so each step moves both log-probs by the same amount: the rewards drift together, their margin stays exactly 0 and the loss stays where it started (ln 2 for DPO)',
+       'look at a few rows with prefnb preview: map chosen and rejected to different columns (the dataset type, or field_chosen / field_rejected), and drop pairs whose chosen equals rejected',
+       unless=('loss_pinned', 'nonfinite')),
     _R('loss_increasing', 'Loss rising', ('loss',), ALL_METHODS, 'error', 'rising',
        dict(metric='loss', window=5, min_points=10, z=3.0, rel=0.05, kto=dict(window=8, z=4.0)),
        'the learning rate is too high for this model and batch, or the data is broken (chosen and rejected swapped)',
@@ -283,7 +303,7 @@ RULES = [
        dict(metric='loss', direction='down', window=5, min_points=20, grow=3, rel=0.01, z=1.5, kto=dict(window=8, min_points=40)),
        'the model is not learning the preference: learning rate too low, beta too small, or chosen and rejected hard to tell apart',
        'raise learning_rate, check that chosen and rejected really differ (prefnb preview), and train on more pairs',
-       unless=('loss_pinned', 'nonfinite', 'loss_increasing')),
+       unless=('loss_pinned', 'margins_pinned', 'nonfinite', 'loss_increasing')),
     _R('exploding_gradients', 'Exploding gradients', ('grad_norm',), ALL_METHODS, 'error', 'above',
        dict(metric='grad_norm', max=100.0),
        'the learning rate is too high, fp16 overflow, or a batch with extreme log-prob differences',
@@ -292,7 +312,7 @@ RULES = [
        dict(metric='grad_norm', min=0.01, window=5),
        'nothing reaches the trainable weights: beta is 0, the adapter targets no modules, or the loss is saturated',
        'check rl_beta, lora_target_modules and that the trainable parameter count is not 0',
-       unless=('loss_pinned',)),
+       unless=('loss_pinned', 'margins_pinned')),
     _R('accuracy_flips', 'Accuracies jumping between exactly 0 and 1', ('rewards/accuracies',), _ACC, 'warning', 'flips',
        dict(window=8, frac=0.8, min_switches=3),
        'each logged value is one tiny batch (per-device batch of 1): the metric is not averaged over enough pairs to mean anything',
@@ -305,7 +325,7 @@ RULES = [
        dict(metric='rewards/accuracies', window=10, max=0.4, min_points=10),
        'the model prefers the rejected answers: chosen and rejected swapped in the data, or a learning rate so high the model un-learns',
        'check the chosen/rejected mapping of your dataset type (prefnb preview) and lower learning_rate',
-       unless=('loss_pinned',)),
+       unless=('loss_pinned', 'margins_pinned')),
     _R('margins_negative', 'Reward margins negative', ('rewards/margins',), ALL_METHODS, 'error', 'negative',
        dict(metric='rewards/margins', window=5, min_points=5, frac=0.8,
             kto=dict(window=8, min_points=8), simpo=dict(min_points=10), orpo=dict(min_points=10)),
@@ -314,11 +334,13 @@ RULES = [
     _R('both_rewards_falling', 'Chosen and rejected rewards both falling', ('rewards/chosen', 'rewards/rejected'),
        ALL_METHODS, 'warning', 'both_falling', dict(window=5, min_points=10, z=3.0, abs=0.05, kto=dict(window=8)),
        'likelihood displacement: the loss only needs a gap, so the likelihood of the good answers is pushed down too',
-       "add an SFT term (dpo_loss_type: [sigmoid, sft], i.e. RPO), or lower learning_rate; for SimPO set cpo_alpha > 0"),
+       "add an SFT term (dpo_loss_type: [sigmoid, sft], i.e. RPO), or lower learning_rate; for SimPO set cpo_alpha > 0",
+       unless=('margins_pinned',)),
     _R('rejected_logps_rising', 'Log-prob of rejected answers rising', ('logps/rejected',), ALL_METHODS, 'warning', 'rising',
        dict(metric='logps/rejected', window=8, min_points=16, z=4.5, rel=0.02),
        'the model makes the rejected answers more likely (reward hacking): it learns something shared by chosen and rejected',
-       'lower learning_rate, raise rl_beta, check that chosen and rejected are not near-duplicates'),
+       'lower learning_rate, raise rl_beta, check that chosen and rejected are not near-duplicates',
+       unless=('margins_pinned',)),
     _R('kto_one_label_batches', 'KTO batches with one label only', ('rewards/chosen', 'rewards/rejected'), ('kto',), 'error',
        'one_label', dict(window=8, max_frac=0.75),
        "the data is not shuffled after unpairing (TRL unpairs chosen-first-then-rejected and samples sequentially), so the KL estimate and the loss see one label at a time",
@@ -339,10 +361,10 @@ RULES = [
        dict(metric='rewards/margins', direction='up', window=5, min_points=20, grow=3, abs=0.02, z=1.5),
        "a reference-free method shows no learning in its length-normalised rewards: the margin between chosen and rejected does not grow",
        'raise learning_rate or rl_beta; for SimPO keep simpo_gamma / rl_beta around 0.5 (gamma 0.5-1.5 with beta 2-2.5)',
-       unless=('margins_negative', 'nonfinite')),
+       unless=('margins_negative', 'margins_pinned', 'nonfinite')),
 ]
 
-# %% ../nbs/07_health.ipynb #c78d255b
+# %% ../nbs/07_health.ipynb #2dc1fea1
 def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
                )->str: # a markdown table
     "The rules as a markdown table: id, metrics, methods, severity, thresholds, cause, fix."
@@ -353,7 +375,7 @@ def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
                     f"{r.check}({ps}) | {r.cause} | {r.fix} |")
     return '\n'.join(rows)
 
-# %% ../nbs/07_health.ipynb #3e5f979c
+# %% ../nbs/07_health.ipynb #6d018886
 @dataclass
 class Finding:
     "What one rule found in a run."
@@ -371,7 +393,7 @@ class Finding:
         return (f'[{self.severity}] {self.rule}: {self.title} at {where}\n  seen:  {self.detail}\n'
                 f'  cause: {self.cause}\n  fix:   {self.fix}')
 
-# %% ../nbs/07_health.ipynb #43fa223e
+# %% ../nbs/07_health.ipynb #5a4f555d
 def _rules_for(method, rules, thresholds):
     rules = RULES if rules is None else rules
     thresholds = thresholds or {}
@@ -421,7 +443,7 @@ class Monitor:
         fs = [f for r, _ in self.rules if (f := self.found.get(r.id)) and not set(r.unless) & ids]
         return sorted(fs, key=lambda f: (order[f.severity], f.first_step))
 
-# %% ../nbs/07_health.ipynb #c608620e
+# %% ../nbs/07_health.ipynb #53451336
 def diagnose(run, # a run folder, metrics.jsonl, trainer_state.json, or a list of log dicts
              method:str=None, # 'dpo', 'ipo', 'kto', 'simpo', 'orpo'; detected from the run when None
              rules:list=None, # the rules to apply; `RULES` when None (pass a modified copy to change them)
@@ -445,7 +467,7 @@ def run_method(run, history:list[dict]=None)->str:
             if rl in ALL_METHODS: return rl
     return detect_method(history if history is not None else load_history(run))
 
-# %% ../nbs/07_health.ipynb #b6a6cdb1
+# %% ../nbs/07_health.ipynb #9f917d87
 def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 'kto', 'simpo' or 'orpo'
                   n:int=40, # logged steps
                   seed:int=0, # noise seed
@@ -482,7 +504,7 @@ def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 
         out.append(e)
     return out
 
-# %% ../nbs/07_health.ipynb #21d056de
+# %% ../nbs/07_health.ipynb #1f232188
 def summary(findings:list[Finding], # from `diagnose`
             method:str=None # shown in the headline when given
            )->str:
@@ -514,7 +536,7 @@ def write_health(run_dir, # the run folder (output_dir)
     (d/'health.md').write_text('\n'.join(md))
     return d/'health.json'
 
-# %% ../nbs/07_health.ipynb #7c8805d9
+# %% ../nbs/07_health.ipynb #dc1ea3ad
 def _callback_base():
     from transformers import TrainerCallback
     return TrainerCallback
@@ -550,7 +572,7 @@ class _HealthMixin:
     @property
     def findings(self)->list[Finding]: return self.monitor.findings()
 
-# %% ../nbs/07_health.ipynb #95d6fe14
+# %% ../nbs/07_health.ipynb #a484ac01
 def doctor_cli(argv:list[str]=None)->int:
     "prefnb doctor PATH [--json] [--method M]: diagnose a run; exit 0 healthy, 3 on an error finding."
     import argparse

@@ -8,12 +8,12 @@ __all__ = ['METHODS', 'GPUS', 'WEIGHT_BYTES', 'OPTIMIZER_STATES', 'CUDA_OVERHEAD
            'activation_bytes', 'logits_bytes', 'MemoryPlan', 'gpu_memory', 'plan_memory', 'data_kind', 'Selection',
            'select_method', 'select_cli']
 
-# %% ../nbs/02_methods.ipynb #7feaee28
+# %% ../nbs/02_methods.ipynb #f25d6184
 import argparse, json, math
 from dataclasses import dataclass, field, asdict
 from .core import UserError
 
-# %% ../nbs/02_methods.ipynb #fe8370cd
+# %% ../nbs/02_methods.ipynb #cce4a365
 @dataclass(frozen=True)
 class Hparam:
     "One method hyperparameter: the config field, its default, a sensible range and why."
@@ -43,13 +43,16 @@ class Method:
     def hparam(self, name): return next((h for h in self.hparams if h.field == name), None)
     def defaults(self)->dict: return {h.field: h.default for h in self.hparams}
 
-# %% ../nbs/02_methods.ipynb #a0013950
+# %% ../nbs/02_methods.ipynb #0574bb04
 _DPO_METRICS = ('rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen',
                 'logps/rejected', 'logits/chosen', 'logits/rejected', 'entropy', 'mean_token_accuracy', 'num_tokens')
 _CPO_METRICS = ('rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen',
                 'logps/rejected', 'logits/chosen', 'logits/rejected', 'nll_loss')
 _PRECOMPUTE = Hparam('precompute_ref_log_probs', False, help='compute reference log-probs once before training: '
                      'no reference model in memory during training (not with streaming data)')
+
+_PADDING_FREE = Hparam('dpo_padding_free', False, help="pack each batch's sequences instead of padding them: the same losses, "
+                       'fewer tokens computed (prefnb packs; TRL 1.16 has its own padding_free off for DPO)')
 
 def _beta(default, low, high, help): return Hparam('rl_beta', default, low, high, help)
 
@@ -60,14 +63,14 @@ METHODS = {m.name: m for m in [
          Hparam('dpo_loss_weights', None, help='one weight per dpo_loss_type entry (default: all 1.0)'),
          Hparam('dpo_label_smoothing', 0.0, 0.0, 0.5, 'assumed label-noise rate; used only by robust, exo_pair, aot, aot_unpaired'),
          Hparam('dpo_use_weighting', False, help='WPO-style weighting of pairs by their probability'),
-         _PRECOMPUTE),
+         _PRECOMPUTE, _PADDING_FREE),
         dict(rl_beta='beta', dpo_loss_type='loss_type', dpo_loss_weights='loss_weights', dpo_label_smoothing='label_smoothing',
              dpo_use_weighting='use_weighting', precompute_ref_log_probs='precompute_ref_log_probs'),
         dict(full=(1e-7, 1e-5, 5e-7), lora=(1e-6, 1e-4, 5e-6)),
         'raise the log-prob ratio of chosen over rejected relative to a frozen reference; the reward is implicit',
         'Rafailov et al. 2023, Direct Preference Optimization, https://arxiv.org/abs/2305.18290'),
     Method('ipo', 'IPO', 'paired', True, 2.0, ('trl', 'DPOTrainer'), ('trl', 'DPOConfig'), ['ipo'], _DPO_METRICS,
-        (_beta(0.1, 0.01, 1.0, "the paper's tau: larger keeps the policy closer to the reference"), _PRECOMPUTE),
+        (_beta(0.1, 0.01, 1.0, "the paper's tau: larger keeps the policy closer to the reference"), _PRECOMPUTE, _PADDING_FREE),
         dict(rl_beta='beta', precompute_ref_log_probs='precompute_ref_log_probs'),
         dict(full=(1e-7, 1e-5, 5e-7), lora=(1e-6, 1e-4, 5e-6)),
         "regress the length-normalised log-ratio margin to 1/(2 tau) instead of pushing it to infinity: resists overfitting",
@@ -101,7 +104,7 @@ METHODS = {m.name: m for m in [
         'Meng et al. 2024, SimPO: Simple Preference Optimization with a Reference-Free Reward, https://arxiv.org/abs/2405.14734'),
 ]}
 
-# %% ../nbs/02_methods.ipynb #50d538ec
+# %% ../nbs/02_methods.ipynb #0cb97a43
 def get_method(name:str # an `rl:` value: dpo, ipo, kto, orpo or simpo
               )->Method:
     "The catalogue entry for `name`, or a `UserError` listing the choices."
@@ -122,13 +125,13 @@ def method_table()->str:
                     f"`{m.trainer[1]}` (`loss_type={_fmt(m.loss_type)}`) | {d} | {len(m.metrics)} metrics | {m.idea} |")
     return '\n'.join(rows)
 
-# %% ../nbs/02_methods.ipynb #3400833c
+# %% ../nbs/02_methods.ipynb #c228045d
 def field_methods(field:str # a PrefConfig field, e.g. 'simpo_gamma'
                  )->list[str]:
     "The methods whose hyperparameters include `field` (empty when no method reads it)."
     return [m.name for m in METHODS.values() if m.hparam(field)]
 
-# %% ../nbs/02_methods.ipynb #1736d735
+# %% ../nbs/02_methods.ipynb #dc316b47
 @dataclass
 class ModelSpec:
     "What the memory planner needs to know about a model."
@@ -178,7 +181,7 @@ def model_spec(model:str|float|int, # a model path or hub name (config only is r
                      intermediate=getattr(tc, 'intermediate_size', 4*tc.hidden_size), layers=tc.num_hidden_layers,
                      kv_dim=(getattr(tc, 'num_key_value_heads', None) or tc.num_attention_heads)*hd, vocab=tc.vocab_size)
 
-# %% ../nbs/02_methods.ipynb #dc660eb9
+# %% ../nbs/02_methods.ipynb #1d0acef8
 GPUS = {  # name: (usable GiB as torch reports it, bf16 support)
     'T4': (15.0, False), 'L4': (22.5, True), 'A100-40GB': (39.4, True), 'A100-80GB': (79.1, True), 'H100-80GB': (79.1, True)}
 
@@ -191,7 +194,7 @@ OPTIMIZER_STATES = {  # name: bytes of state per trainable parameter, as a funct
 CUDA_OVERHEAD = 0.5*2**30
 GiB = 2**30
 
-# %% ../nbs/02_methods.ipynb #ea9ec5ed
+# %% ../nbs/02_methods.ipynb #c8e84a9f
 def weight_bytes(spec:ModelSpec, # from `model_spec`
                  quant:str='bf16' # 'fp32', 'bf16'/'fp16', '8bit' or '4bit'
                 )->float:
@@ -220,7 +223,7 @@ def logits_bytes(spec:ModelSpec, tokens:int)->float:
     "The fp32 logits tensor: tokens x vocab x 4 bytes."
     return tokens*spec.vocab*4
 
-# %% ../nbs/02_methods.ipynb #64c7babd
+# %% ../nbs/02_methods.ipynb #1e270a31
 @dataclass
 class MemoryPlan:
     "Estimated peak GPU memory of a run, part by part, and whether it fits."
@@ -252,7 +255,7 @@ def gpu_memory(gpu:str|float|None # a `GPUS` name, a number of GiB, or None
     if key is None: raise UserError(f"gpu: got {gpu!r}, expected one of {', '.join(GPUS)} or a number of GiB")
     return key, GPUS[key][0]
 
-# %% ../nbs/02_methods.ipynb #de839589
+# %% ../nbs/02_methods.ipynb #e7554857
 def _parts(spec, method, adapter, load_in_8bit, micro_batch_size, sequence_len, gradient_checkpointing,
            lora_r, optimizer, precompute_ref_log_probs, dtype):
     m = get_method(method)
@@ -290,7 +293,7 @@ def plan_memory(model:str|float|ModelSpec, # model path/name, parameter count, o
     if advise and plan.fits is False: plan.advice = _advice(spec, method, setup, gpu)
     return plan
 
-# %% ../nbs/02_methods.ipynb #2cd3f7b8
+# %% ../nbs/02_methods.ipynb #fdeeeba3
 def _fixes(method, setup):
     if setup['adapter'] is None: yield 'use a LoRA adapter (adapter: lora)', method, dict(setup, adapter='lora')
     if setup['adapter'] != 'qlora': yield 'load the base in 4-bit (adapter: qlora, load_in_4bit: true)', method, dict(setup, adapter='qlora', load_in_8bit=False)
@@ -312,7 +315,7 @@ def _advice(spec, method, setup, gpu):
         if p.fits: return steps + [f'then it needs ~{p.total_gib:.1f} GiB and fits']
     return steps + ['still does not fit: use a smaller model or a larger GPU']
 
-# %% ../nbs/02_methods.ipynb #172652b4
+# %% ../nbs/02_methods.ipynb #29cd02ee
 def data_kind(columns:list[str] # column names of a dataset
              )->str:
     "'unpaired' when there is a `label` column, 'paired' when there are chosen/rejected (or ranked answers)."
@@ -322,7 +325,7 @@ def data_kind(columns:list[str] # column names of a dataset
     raise UserError(f"data: cannot tell the data kind from columns {sorted(cols)}; expected a boolean 'label' column "
                     "(thumbs-up/down, KTO) or 'chosen' and 'rejected' columns (pairs); pass --data paired or --data unpaired")
 
-# %% ../nbs/02_methods.ipynb #5e0f3c4b
+# %% ../nbs/02_methods.ipynb #39ff5610
 @dataclass
 class Selection:
     "The selector's answer."
@@ -390,7 +393,7 @@ def select_method(data:str|list|None=None, # 'paired', 'unpaired', or a dataset'
                          fits=None if p is None else p.fits, idea=other.idea))
     return Selection(method, reasons, settings, alts)
 
-# %% ../nbs/02_methods.ipynb #828d5460
+# %% ../nbs/02_methods.ipynb #52fb6870
 def _columns(path):
     from pathlib import Path
     p = Path(path)

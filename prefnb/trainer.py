@@ -4,17 +4,17 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'NOT_SECRET', 'choose_precision', 'load_tokenizer', 'quantization_config', 'attention_implementation',
-           'model_dtype', 'load_model', 'lora_config', 'reference_plan', 'trl_config', 'add_length_column',
-           'build_trainer', 'MetricsFile', 'NanGuard', 'GracefulStop', 'checkpoints', 'resume_checkpoint',
-           'prepare_run_dir', 'RunResult', 'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli',
-           'merge_adapter', 'merge_cli']
+           'model_dtype', 'load_model', 'lora_config', 'reference_plan', 'trl_config', 'add_length_column', 'pack',
+           'unpack', 'one_row', 'padding_free', 'check_packing', 'trainer_class', 'build_trainer', 'MetricsFile',
+           'NanGuard', 'GracefulStop', 'checkpoints', 'resume_checkpoint', 'prepare_run_dir', 'RunResult',
+           'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli', 'merge_adapter', 'merge_cli']
 
-# %% ../nbs/06_trainer.ipynb #fbc25f6a
+# %% ../nbs/06_trainer.ipynb #89dd9207
 import json, math, os, signal, sys, time, warnings
 from pathlib import Path
 from .core import UserError, device_info, auto_precision
 
-# %% ../nbs/06_trainer.ipynb #b0890ecf
+# %% ../nbs/06_trainer.ipynb #23897a00
 def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', true or false)
                      info:dict=None # from `device_info`; read from the machine when None
                     )->dict: # precision, the TRL flags bf16 / fp16 / use_cpu, and the reason
@@ -35,7 +35,7 @@ def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', tru
                     reason=f"{info['name']} has no bf16: fp16 with loss scaling, trainable weights kept in fp32")
     return dict(precision='fp32', bf16=False, fp16=False, use_cpu=False, reason='bf16 and fp16 switched off')
 
-# %% ../nbs/06_trainer.ipynb #3135fc71
+# %% ../nbs/06_trainer.ipynb #3e336b8a
 def _load_error(field, src, e):
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return UserError(f'{field}: cannot load {src!r} ({first}); give a local model folder, a hub name such as '
@@ -62,7 +62,7 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
         notes.append(f'tokenizer had no pad token: using {tok.pad_token!r}')
     return tok
 
-# %% ../nbs/06_trainer.ipynb #843b32df
+# %% ../nbs/06_trainer.ipynb #32e3fc54
 def quantization_config(cfg, # a `PrefConfig`
                         precision:dict # from `choose_precision`
                        ):
@@ -87,7 +87,7 @@ def attention_implementation(precision:dict)->str:
     if precision['precision'] in ('bf16', 'fp16') and version_of('flash-attn'): return 'flash_attention_2'
     return 'sdpa'
 
-# %% ../nbs/06_trainer.ipynb #cb7878c7
+# %% ../nbs/06_trainer.ipynb #941de48f
 def model_dtype(cfg, precision:dict):
     "The torch dtype to load the base weights in."
     import torch
@@ -116,7 +116,7 @@ def load_model(cfg, # a `PrefConfig`
     if cfg.gradient_checkpointing: model.config.use_cache = False
     return model
 
-# %% ../nbs/06_trainer.ipynb #b17e3675
+# %% ../nbs/06_trainer.ipynb #8b1b401f
 def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout, lora_target_modules
                ):
     "A peft `LoraConfig` for `cfg`, or None without an adapter."
@@ -126,7 +126,7 @@ def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout,
                       target_modules=cfg.lora_target_modules or 'all-linear', modules_to_save=cfg.lora_modules_to_save,
                       task_type='CAUSAL_LM')
 
-# %% ../nbs/06_trainer.ipynb #3c7d1bff
+# %% ../nbs/06_trainer.ipynb #6b800119
 def reference_plan(cfg, # a `PrefConfig`
                    method # the `Method` of `cfg.rl`
                   )->dict: # kind ('none', 'adapter-disabled', 'precomputed', 'full-copy') and reason
@@ -138,7 +138,7 @@ def reference_plan(cfg, # a `PrefConfig`
         return dict(kind='adapter-disabled', reason=f'{cfg.adapter}: the reference is the policy with its adapter disabled (no second copy)')
     return dict(kind='full-copy', reason='full fine-tuning: a frozen copy of the base model is the reference')
 
-# %% ../nbs/06_trainer.ipynb #2d51f52c
+# %% ../nbs/06_trainer.ipynb #eddb1972
 def _import(path:tuple):
     import importlib
     return getattr(importlib.import_module(path[0]), path[1])
@@ -191,7 +191,7 @@ def trl_config(cfg, # a `PrefConfig`
     known = set(Config.__dataclass_fields__)
     return Config(**{k: v for k, v in kw.items() if k in known})
 
-# %% ../nbs/06_trainer.ipynb #13c9eb7d
+# %% ../nbs/06_trainer.ipynb #5544e5bf
 def _row_lengths(b):
     "Padded length of each tokenised pair: DPO keeps prompt and responses apart, CPO / ORPO store whole sequences."
     if 'prompt_ids' in b: return [len(p) + max(len(c), len(r)) for p, c, r in zip(b['prompt_ids'], b['chosen_ids'], b['rejected_ids'])]
@@ -211,7 +211,115 @@ def add_length_column(trainer):
     if 'length' not in trainer._signature_columns: trainer._signature_columns = [*trainer._signature_columns, 'length']
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #7144db30
+# %% ../nbs/06_trainer.ipynb #6fd24b6e
+def _bins(lens, one_row):
+    "Rows of sequence indices: all in one, or first fit by decreasing length into rows of the longest length."
+    if one_row: return [list(range(len(lens)))]
+    cap, bins, room = max(lens), [], []
+    for i in sorted(range(len(lens)), key=lambda i: -lens[i]):
+        j = next((j for j, r in enumerate(room) if r >= lens[i]), None)
+        if j is None: bins.append([i]); room.append(cap - lens[i])
+        else: bins[j].append(i); room[j] -= lens[i]
+    return bins
+
+def pack(kwargs:dict, # a model call's keyword arguments: input_ids, attention_mask, labels (right-padded)
+         one_row:bool=True # everything in one row (FlashAttention 2), or rows no longer than the longest sequence
+        )->tuple[dict, tuple]:
+    "The call's arguments packed (position_ids, shift_labels), and the index map `unpack` needs."
+    import torch
+    ids, keep, labels = kwargs['input_ids'], kwargs['attention_mask'].bool(), kwargs['labels']
+    lens = keep.sum(1).tolist()
+    if any(keep[i, n:].any() for i, n in enumerate(lens)): raise ValueError('pack: expected right-padded rows')
+    nxt = torch.full_like(labels, -100); nxt[:, :-1] = labels[:, 1:]     # the label each position predicts
+    bins = _bins(lens, one_row)
+    width = max(sum(lens[i] for i in b) for b in bins)
+    P, L, pos = torch.zeros(len(bins), width, dtype=ids.dtype, device=ids.device), torch.full((len(bins), width), -100, device=ids.device), []
+    where = torch.zeros(keep.shape + (2,), dtype=torch.long, device=ids.device)   # packed (row, column) of each real token
+    for r, b in enumerate(bins):
+        at, p = 0, []
+        for i in b:
+            n = lens[i]
+            P[r, at:at + n], L[r, at:at + n] = ids[i, :n], nxt[i, :n]
+            where[i, :n, 0], where[i, :n, 1] = r, torch.arange(at, at + n)
+            p.append(torch.arange(n)); at += n
+        p.append(torch.arange(width - at))   # the row's padding: a sequence of its own, never scored
+        pos.append(torch.cat(p))
+    out = {k: v for k, v in kwargs.items() if k not in ('input_ids', 'attention_mask', 'labels')}
+    out.update(input_ids=P, position_ids=torch.stack(pos).to(ids.device), shift_labels=L)
+    return out, (keep, where[keep])
+
+def unpack(t, # a per-token output of the packed call, shape (packed rows, packed width)
+           index # the index map from `pack`
+          ):
+    "`t` back in the padded layout the unpacked call returns: (rows, length - 1), zeros where nothing is scored."
+    keep, where = index
+    out = t.new_zeros(keep.shape + t.shape[2:])
+    out[keep] = t[where[:, 0], where[:, 1]]
+    return out[:, :-1]
+
+# %% ../nbs/06_trainer.ipynb #aaf564a3
+def _pack_hook(module, args, kwargs):
+    if args or not kwargs.get('fused_lm_head') or kwargs.get('labels') is None or kwargs.get('attention_mask') is None: return None
+    kwargs, module._prefnb_index = pack(kwargs, module._prefnb_one_row)
+    module._prefnb_shape = tuple(kwargs['input_ids'].shape)
+    return args, kwargs
+
+def _unpack_hook(module, args, kwargs, output):
+    index = module.__dict__.pop('_prefnb_index', None)
+    if index is None: return output
+    for k, v in list(output.items()):
+        if hasattr(v, 'shape') and tuple(v.shape[:2]) == module._prefnb_shape: output[k] = unpack(v, index)
+    return output
+
+def one_row(model)->bool:
+    "Whether packing may put a whole batch in one row: the model attends with FlashAttention 2."
+    return 'flash' in str(getattr(getattr(model, 'config', None), '_attn_implementation', '') or '')
+
+def padding_free(trainer # a TRL `DPOTrainer` (DPO or IPO)
+                ):
+    "Make `trainer` pack each batch's sequences instead of padding them; returns it."
+    for m in {id(x): x for x in (trainer.model, getattr(trainer, 'ref_model', None)) if x is not None}.values():
+        m._prefnb_one_row = one_row(m)
+        if getattr(m, '_prefnb_packed', False): continue
+        m.register_forward_pre_hook(_pack_hook, with_kwargs=True)
+        m.register_forward_hook(_unpack_hook, with_kwargs=True)
+        m._prefnb_packed = True
+    return trainer
+
+# %% ../nbs/06_trainer.ipynb #8afd5b33
+def check_packing(model, # the policy, with TRL's fused LM head (as a built trainer holds it)
+                  atol:float=1e-3 # largest allowed difference in a token's log-prob
+                 )->float:
+    "The largest log-prob difference between a padded and a packed call; raises `UserError` if packing changes results."
+    import torch
+    dev, was = next(model.parameters()).device, model.training
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12], [13, 14, 15, 16, 0, 0, 0, 0], [17, 18, 19, 0, 0, 0, 0, 0]], device=dev)
+    am = (torch.arange(8, device=dev) < torch.tensor([[8], [4], [3]], device=dev)).long()
+    kw = dict(input_ids=ids, attention_mask=am, labels=ids.masked_fill(am == 0, -100), fused_lm_head=True, use_cache=False)
+    try:
+        model.eval()
+        with torch.no_grad():
+            padded = model(**kw).log_probs.float()
+            packed_kw, index = pack(kw, one_row(model))
+            diff = (unpack(model(**packed_kw).log_probs, index).float() - padded).abs().max().item()
+    finally: model.train(was)
+    if not diff <= atol:
+        raise UserError(f"padding_free: this model ({getattr(model.config, 'model_type', '?')}, attention "
+                        f"{getattr(model.config, '_attn_implementation', '?')}) changes its log-probs by {diff:.3g} when sequences are packed, "
+                        "so it does not keep them apart; set padding_free: false")
+    return diff
+
+# %% ../nbs/06_trainer.ipynb #f8e767fd
+def trainer_class(method, # a `prefnb.methods.Method`
+                  train=None # the prepared train `Dataset`
+                 ):
+    "TRL's trainer class for `method`; the DPOTrainer that skips re-tokenizing when `train` carries the ids."
+    from prefnb.data import IDS, pretokenized_dpo_trainer
+    cls = _import(method.trainer)
+    if cls.__name__ == 'DPOTrainer' and set(IDS) <= set(getattr(train, 'column_names', None) or ()): return pretokenized_dpo_trainer()
+    return cls
+
+# %% ../nbs/06_trainer.ipynb #19a26035
 def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
                   callbacks:list=(), # extra transformers callbacks
                   data=None, # a `prefnb.data.PreparedData`; prepared from the config when None
@@ -233,12 +341,16 @@ def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
     kw = dict(model=model, args=args, train_dataset=data.train, eval_dataset=data.eval, processing_class=tok,
               callbacks=list(callbacks))
     if cfg.adapter in ('lora', 'qlora'): kw['peft_config'] = lora_config(cfg)
-    trainer = _import(method.trainer)(**kw)
+    trainer = trainer_class(method, data.train)(**kw)
     if args.train_sampling_strategy == 'group_by_length': add_length_column(trainer)
+    if cfg.dpo_padding_free:
+        check_packing(trainer.model); padding_free(trainer)
+        notes.append('padding-free: ' + ('each batch in one row (FlashAttention 2)' if one_row(trainer.model) else
+                                         'rows no longer than the longest sequence (SDPA/eager attend over whole rows)'))
     trainer.prefnb = dict(method=method.name, precision=precision, reference=ref, notes=notes, data_report=data.report)
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #990d325f
+# %% ../nbs/06_trainer.ipynb #60d1c952
 class _MetricsFile:
     "Append each log entry (TRL's keys plus `step`) to a JSON-lines file."
     def __init__(self, path): self.path = Path(path)
@@ -285,7 +397,7 @@ def NanGuard(): return _callback(_NanGuard)
 def GracefulStop(): return _callback(_GracefulStop)
 for _f, _m in ((MetricsFile, _MetricsFile), (NanGuard, _NanGuard), (GracefulStop, _GracefulStop)): _f.__doc__ = _m.__doc__
 
-# %% ../nbs/06_trainer.ipynb #4fd79b81
+# %% ../nbs/06_trainer.ipynb #7cfe071c
 RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png')
 
 def _complete(ck:Path)->bool:
@@ -332,13 +444,13 @@ def prepare_run_dir(cfg, overwrite:bool=False,
     if not dry: run.mkdir(parents=True, exist_ok=True)
     return run
 
-# %% ../nbs/06_trainer.ipynb #3b8551c9
+# %% ../nbs/06_trainer.ipynb #fdb26c3b
 def _trim_metrics(path:Path, step:int):
     if not path.exists(): return
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
     path.write_text(''.join(l + '\n' for l in keep))
 
-# %% ../nbs/06_trainer.ipynb #a08d7ee8
+# %% ../nbs/06_trainer.ipynb #434c7f34
 class RunResult:
     "What `train` returns: the run folder, the metrics, the health findings and the trainer."
     def __init__(self, run_dir, history, findings, trainer): self.run_dir, self.history, self.findings, self.trainer = run_dir, history, findings, trainer
@@ -415,7 +527,7 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     from prefnb.health import load_history
     return RunResult(run, load_history(run), findings, trainer)
 
-# %% ../nbs/06_trainer.ipynb #0985ed4f
+# %% ../nbs/06_trainer.ipynb #6ba9a8f4
 def parse_sets(items:list[str])->dict:
     "`['max_steps=10', 'rl=kto']` -> `{'max_steps': 10, 'rl': 'kto'}` (values read as YAML)."
     import yaml
@@ -454,7 +566,7 @@ def train_cli(argv:list[str]=None)->int:
     _log(f'run folder: {res.run_dir}')
     return 0
 
-# %% ../nbs/06_trainer.ipynb #34ccc831
+# %% ../nbs/06_trainer.ipynb #dc6532b4
 def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
                   out:str|Path # where to write the merged model and tokenizer
                  )->Path:

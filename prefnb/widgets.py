@@ -6,7 +6,7 @@
 __all__ = ['SECTIONS', 'TABS', 'HIDDEN', 'field_notes', 'sections', 'shown_for', 'to_text', 'from_text', 'field_widget',
            'message_field', 'ConfigForm', 'config_form', 'dataset_columns', 'gpu_gib']
 
-# %% ../nbs/09_widgets.ipynb #00b24b65
+# %% ../nbs/09_widgets.ipynb #de8aee59
 import functools, html, inspect, io, json, re, textwrap, tokenize, types, typing
 from pathlib import Path
 import ipywidgets as W
@@ -15,7 +15,7 @@ from .core import UserError
 from .config import PrefConfig, DatasetEntry, check_config, read_config
 from .methods import METHODS, field_methods
 
-# %% ../nbs/09_widgets.ipynb #8df433ed
+# %% ../nbs/09_widgets.ipynb #c4de5952
 @functools.cache
 def field_notes(cls # a pydantic model class documented with trailing `# comments`
                )->dict:
@@ -33,7 +33,7 @@ def field_notes(cls # a pydantic model class documented with trailing `# comment
             out[first.string] = (head, next((t.string.lstrip('#').strip() for t in ts if t.type == tokenize.COMMENT), ''))
     return out
 
-# %% ../nbs/09_widgets.ipynb #71524b9a
+# %% ../nbs/09_widgets.ipynb #13148b5d
 SECTIONS = {'model and tokenizer': 'model', 'method': 'method', 'data': 'data', 'adapter and quantisation': 'adapter',
             'optimisation': 'training', 'run, logging, saving': 'output', "prefnb's own": 'output'}
 TABS = ('model', 'method', 'data', 'adapter', 'training', 'output')
@@ -46,7 +46,7 @@ def sections()->dict:
         if f not in HIDDEN: out.setdefault(SECTIONS.get(head, 'other'), []).append(f)
     return out
 
-# %% ../nbs/09_widgets.ipynb #b21c5a50
+# %% ../nbs/09_widgets.ipynb #4e766b7a
 def shown_for(field:str, # a PrefConfig field
               rl:str # the method
              )->bool:
@@ -54,7 +54,7 @@ def shown_for(field:str, # a PrefConfig field
     users = field_methods(field)
     return not users or rl in users
 
-# %% ../nbs/09_widgets.ipynb #e09d27ae
+# %% ../nbs/09_widgets.ipynb #f4afe4a8
 _NONE = 'null'
 _TIP = 'tooltip' if 'tooltip' in W.Text.class_trait_names() else 'description_tooltip'   # ipywidgets 8 / 7 (older Colab runtimes)
 
@@ -100,7 +100,7 @@ def field_widget(name:str, # the field, e.g. 'rl' or 'datasets[0].path'
     if ann is bool: return W.Checkbox(indent=True, **kw)
     return W.Text(continuous_update=False, **kw)
 
-# %% ../nbs/09_widgets.ipynb #c0d78fa1
+# %% ../nbs/09_widgets.ipynb #654251f8
 def message_field(problem, # a `prefnb.config.Problem`
                   keys # the form's field keys
                  )->str:
@@ -113,7 +113,7 @@ def message_field(problem, # a `prefnb.config.Problem`
     rule = next((r for r in RULES if r.id == problem.rule), None)
     return next((f for f in (rule.fields if rule else ()) if f in keys), '')
 
-# %% ../nbs/09_widgets.ipynb #399484a7
+# %% ../nbs/09_widgets.ipynb #ae71521b
 def _ds_key(f): return f'datasets[0].{f}'
 
 class ConfigForm(W.VBox):
@@ -166,7 +166,7 @@ class ConfigForm(W.VBox):
         self._touched.add(key)
         self.refresh()
 
-# %% ../nbs/09_widgets.ipynb #12127451
+# %% ../nbs/09_widgets.ipynb #5fc812eb
 def _load(self:ConfigForm, config):
     "Fill the form from a PrefConfig, a dict or a YAML path."
     raw = read_config(config) if not isinstance(config, PrefConfig) else config.model_dump(mode='json', exclude_unset=True)
@@ -210,7 +210,7 @@ def _values(self:ConfigForm)->dict:
     return {**head, 'rl': rl, **out}
 ConfigForm._is_set, ConfigForm.values = _is_set, _values
 
-# %% ../nbs/09_widgets.ipynb #87702f74
+# %% ../nbs/09_widgets.ipynb #23981843
 _COLOUR = {'error': '#c0392b', 'warning': '#b9770e'}
 
 def _note_html(problems): return '<br>'.join(f'<span style="color:{_COLOUR[p.level]}">{p.level}: {html.escape(p.message)}</span>' for p in problems)
@@ -247,14 +247,14 @@ def _visible(self:ConfigForm)->list:
     return [k for k in self.fields if self.rows[k].layout.display != 'none']
 ConfigForm.visible = _visible
 
-# %% ../nbs/09_widgets.ipynb #a290e3f6
+# %% ../nbs/09_widgets.ipynb #c9710f38
 def config_form(config=None, # a PrefConfig, a dict, a YAML path, or None
                 yaml_path:str='config.yml' # where the YAML button saves
                )->ConfigForm:
     "A form for a preference run config; `form.config` holds the validated `PrefConfig` it shows."
     return ConfigForm(config, yaml_path)
 
-# %% ../nbs/09_widgets.ipynb #454c1821
+# %% ../nbs/09_widgets.ipynb #c066a45b
 def _need_config(self:ConfigForm):
     if self.config is None:
         raise UserError('the form has errors; fix them first:\n' + '\n'.join(f'  - {p.message}' for p in self.errors))
@@ -266,7 +266,7 @@ def _run(self:ConfigForm, fn):
     except ImportError as e: self._show(f'not available: {e}')   # a module of prefnb or an optional dependency missing
 ConfigForm._need_config, ConfigForm._run = _need_config, _run
 
-# %% ../nbs/09_widgets.ipynb #f2bd050d
+# %% ../nbs/09_widgets.ipynb #ec941ebe
 def dataset_columns(entry:dict # a dataset entry, as in the config
                    )->list:
     "The column names of a dataset entry's source (toy, local file or cached hub dataset)."
@@ -296,7 +296,7 @@ def _recommend(self:ConfigForm):
     return self._run(go)
 ConfigForm.recommend = _recommend
 
-# %% ../nbs/09_widgets.ipynb #efcb81b4
+# %% ../nbs/09_widgets.ipynb #308fb994
 def _memory(self:ConfigForm):
     "The memory plan of the config against the detected GPU (a T4 when there is none)."
     def go():
@@ -308,7 +308,7 @@ def _memory(self:ConfigForm):
     return self._run(go)
 ConfigForm.memory = _memory
 
-# %% ../nbs/09_widgets.ipynb #79ae0b4f
+# %% ../nbs/09_widgets.ipynb #6a329f85
 def _preview_data(self:ConfigForm, n:int=2):
     "The token-level preview of the configured data."
     def go():
@@ -321,7 +321,7 @@ def _preview_data(self:ConfigForm, n:int=2):
     return self._run(go)
 ConfigForm.preview_data = _preview_data
 
-# %% ../nbs/09_widgets.ipynb #39156b71
+# %% ../nbs/09_widgets.ipynb #2f3e919c
 def _save_yaml(self:ConfigForm):
     "Show the config as YAML and save it to `yaml_path`."
     def go():
@@ -336,7 +336,7 @@ def _load_yaml(self:ConfigForm):
     return self._run(lambda: self.load(self.yaml_path.value.strip()))
 ConfigForm.save_yaml, ConfigForm.load_yaml = _save_yaml, _load_yaml
 
-# %% ../nbs/09_widgets.ipynb #6dd19773
+# %% ../nbs/09_widgets.ipynb #a627620b
 def _lock(self:ConfigForm, locked:bool):
     for w in [*self.fields.values(), *self.buttons.values(), self.yaml_path]: w.disabled = locked
 

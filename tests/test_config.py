@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest, yaml
 from prefnb.core import UserError
 from prefnb.config import (PrefConfig, RULES, AXOLOTL_KEYS, DPO_LOSS_TYPES, check_config, load_config, read_config,
-                           validate_config, method_trl_args)
+                           validate_config, method_trl_args, _short)
 from prefnb.testing import toy_rows
 
 FIX = Path(__file__).parent/'fixtures'/'axolotl'
@@ -85,6 +85,12 @@ CASES = {
     'lr-range': (dict(learning_rate=5e-4, base_model='Qwen/Qwen2.5-0.5B-Instruct'), None, None,
         'learning_rate: 0.0005 is outside the plausible range for DPO with full fine-tuning (1e-07..1e-05). Typical: 5e-07.',
         dict(learning_rate=5e-4), None, None),   # the random tiny models are exempt: the ranges are for pretrained models
+    'lr-positive': (dict(learning_rate=0), None, None,
+        "learning_rate: 0 must be greater than 0; it is the optimizer's step size, so 0 never changes the weights and a negative value makes the loss go up. Set a positive learning_rate, or remove it to use the method's default. Typical for DPO with full fine-tuning: 5e-07.",
+        dict(learning_rate=1e-9), None, None),   # tiny and positive: only a range matter, and the tiny models are exempt from lr-range
+    'beta-negative': (dict(rl='ipo', rl_beta=-0.1), None, None,
+        'rl_beta: -0.1 must not be negative with rl: ipo; beta scales the reward, and a negative beta trains toward the rejected answers. Set a positive rl_beta, or remove it to use the default. Typical for IPO: 0.1.',
+        dict(rl='ipo', rl_beta=0.0), None, None),   # 0 learns nothing but is only hparam-range's warning (the health tutorial trains it)
     'hparam-range': (dict(rl='simpo', rl_beta=0.1), None, None,
         'rl_beta: 0.1 is outside the sensible range for SimPO (1.0..10.0; default 2.0): scale of the length-normalised reward; the paper uses 2.0-2.5.',
         dict(rl='simpo', rl_beta=2.5), None, None),
@@ -137,6 +143,80 @@ def test_schema_errors_name_the_field():
     assert "rl: got 'ppo': Input should be 'dpo', 'ipo', 'kto', 'orpo' or 'simpo'" in msgs
     assert any(m.startswith('datasets[0].feild_chosen: unknown dataset option; did you mean field_chosen?') for m in msgs)
     assert 'datasets: missing; it is required' in [p.message for p in check_config(dict(base_model='m')).errors]
+
+LR_WHY = ("must be greater than 0; it is the optimizer's step size, so 0 never changes the weights and a negative value makes the "
+          "loss go up. Set a positive learning_rate, or remove it to use the method's default.")
+BETA_WHY = ('must not be negative with rl: {rl}; beta scales the reward, and a negative beta trains toward the rejected answers. '
+            'Set a positive {f}, or remove it to use the default. Typical for {m}: {d}.')
+
+@pytest.mark.parametrize('over,msg', [
+    (dict(learning_rate=0.0), f'learning_rate: 0.0 {LR_WHY} Typical for DPO with full fine-tuning: 5e-07.'),
+    (dict(learning_rate='-1e-5', adapter='lora'), f'learning_rate: -1e-5 {LR_WHY} Typical for DPO with lora: 5e-06.'),   # as written in YAML
+    (dict(rl='orpo', learning_rate=float('nan')), f'learning_rate: nan {LR_WHY} Typical for ORPO with full fine-tuning: 8e-06.'),
+    (dict(learning_rate=-5e-4, base_model='Qwen/Qwen2.5-0.5B-Instruct'), f'learning_rate: -0.0005 {LR_WHY} Typical for DPO with full fine-tuning: 5e-07.'),
+    (dict(rl_beta=-1), 'rl_beta: -1 ' + BETA_WHY.format(rl='dpo', f='rl_beta', m='DPO', d=0.1)),
+    (dict(rl='kto', rl_beta=-0.05), 'rl_beta: -0.05 ' + BETA_WHY.format(rl='kto', f='rl_beta', m='KTO', d=0.1)),
+    (dict(rl='simpo', rl_beta=-2.0), 'rl_beta: -2.0 ' + BETA_WHY.format(rl='simpo', f='rl_beta', m='SimPO', d=2.0)),
+    (dict(dpo_beta=-0.1), 'dpo_beta: -0.1 ' + BETA_WHY.format(rl='dpo', f='dpo_beta', m='DPO', d=0.1)),
+])
+def test_nonpositive_lr_and_negative_beta_are_errors_for_every_model(over, msg):
+    r = check_config({**GOOD, **over})
+    assert [p.message for p in r.errors] == [msg]
+    assert not [p for p in r.warnings if p.rule in ('lr-range', 'hparam-range')]   # the error says it once
+
+@pytest.mark.parametrize('over', [{}, dict(learning_rate=5e-7), dict(rl='simpo', rl_beta=2.5), dict(rl='orpo', orpo_alpha=0.1),
+                                  dict(rl_beta=0.1, dpo_beta=0.1), dict(adapter='lora', learning_rate=5e-6)])
+def test_positive_or_unset_lr_and_beta_are_quiet(over):
+    assert [p.rule for p in check_config({**GOOD, **over}).errors] == []
+
+def test_beta_0_stays_a_warning():
+    "The health tutorial trains rl_beta: 0 on purpose to show loss_pinned; it must load (with hparam-range's warning)."
+    r = check_config(dict(GOOD, rl_beta=0.0))
+    assert r.errors == [] and [p.rule for p in r.warnings] == ['hparam-range']
+
+# field: (bad value, exact schema message, a good value, method)
+RANGES = {
+    'warmup_ratio': (1.0, 'warmup_ratio: got 1.0: Input should be less than 1', 0.0, 'dpo'),
+    'warmup_steps': (-5, 'warmup_steps: got -5: Input should be greater than or equal to 0', 0, 'dpo'),
+    'weight_decay': (-0.01, 'weight_decay: got -0.01: Input should be greater than or equal to 0', 0.01, 'dpo'),
+    'max_grad_norm': (-1.0, 'max_grad_norm: got -1.0: Input should be greater than or equal to 0', 0.0, 'dpo'),
+    'eval_steps': (-1, 'eval_steps: got -1: Input should be greater than or equal to 0', 0, 'dpo'),
+    'save_steps': (-1, 'save_steps: got -1: Input should be greater than or equal to 0', 0, 'dpo'),
+    'evals_per_epoch': (-2, 'evals_per_epoch: got -2: Input should be greater than or equal to 0', 2, 'dpo'),
+    'saves_per_epoch': (-2, 'saves_per_epoch: got -2: Input should be greater than or equal to 0', 1, 'dpo'),
+    'dataset_num_proc': (0, 'dataset_num_proc: got 0: Input should be greater than or equal to 1', 2, 'dpo'),
+    'dpo_label_smoothing': (0.5, 'dpo_label_smoothing: got 0.5: Input should be less than 0.5', 0.1, 'dpo'),
+    'dpo_loss_weights': ([1.0, -0.5], 'dpo_loss_weights[1]: got -0.5: Input should be greater than or equal to 0', [1.0, 0.0], 'dpo'),
+    'cpo_alpha': (-1.0, 'cpo_alpha: got -1.0: Input should be greater than or equal to 0', 0.0, 'simpo'),
+    'orpo_alpha': (-0.1, 'orpo_alpha: got -0.1: Input should be greater than or equal to 0', 0.1, 'orpo'),
+    'kto_desirable_weight': (-1.0, 'kto_desirable_weight: got -1.0: Input should be greater than or equal to 0', 1.0, 'kto'),
+    'kto_undesirable_weight': (-1.0, 'kto_undesirable_weight: got -1.0: Input should be greater than or equal to 0', 1.33, 'kto'),
+    # constrained before; listed so that loosening them is noticed
+    'micro_batch_size': (0, 'micro_batch_size: got 0: Input should be greater than or equal to 1', 1, 'dpo'),
+    'gradient_accumulation_steps': (0, 'gradient_accumulation_steps: got 0: Input should be greater than or equal to 1', 1, 'dpo'),
+    'num_epochs': (0, 'num_epochs: got 0: Input should be greater than 0', 0.5, 'dpo'),
+    'sequence_len': (0, 'sequence_len: got 0: Input should be greater than or equal to 16', 512, 'dpo'),
+    'lora_r': (0, 'lora_r: got 0: Input should be greater than or equal to 1', 8, 'dpo'),
+}
+
+@pytest.mark.parametrize('field', sorted(RANGES))
+def test_out_of_range_numbers_are_schema_errors(field):
+    bad, msg, good, rl = RANGES[field]
+    base = dict(GOOD, rl=rl)
+    if field == 'dpo_loss_weights': base['dpo_loss_type'] = ['sigmoid', 'sft']
+    if field == 'dpo_label_smoothing': base['dpo_loss_type'] = ['robust']
+    assert [(p.rule, p.message) for p in check_config({**base, field: bad}).errors] == [('schema', msg)]
+    assert check_config({**base, field: good}).errors == []
+
+def test_long_values_are_shortened_in_schema_messages():
+    r = check_config(dict(GOOD, learning_rate={'a': list(range(1, 41))}, datasets='x' * 500, rl={'x': 'y\n' * 100}))
+    assert [p.message for p in r.errors] == [
+        "rl: got {'x': 'y\\ny\\ny\\ny\\ny\\ny\\...y\\ny\\ny\\ny\\ny\\ny\\n'}: Input should be 'dpo', 'ipo', 'kto', 'orpo' or 'simpo'",
+        "datasets: got 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx': Input should be a valid list",
+        "learning_rate: got {'a': [1, 2, 3, 4, 5, 6, ...]}: Input should be a valid number"]
+    s = _short({f'k{i}': 'v' * 30 for i in range(10)})
+    assert len(s) == 60 and s.endswith('...') and '\n' not in s
+    assert (_short(0), _short('ppo'), _short([1.0, -0.5])) == ('0', "'ppo'", '[1.0, -0.5]')
 
 def test_warnings_are_returned_not_raised():
     with pytest.warns(UserWarning, match='dpo_beta: 0.3 is the older name'):
@@ -206,6 +286,21 @@ def test_cli_invalid_config_exits_2_with_all_errors(tmp_path):
     assert r.returncode == 2 and 'Traceback' not in r.stdout + r.stderr
     assert 'INVALID, 2 errors, 0 warnings' in r.stdout and 'error [kto-batch-size]' in r.stdout and 'error [sample-packing]' in r.stdout
 
+def test_cli_learning_rate_0_exits_2_on_the_tiny_model(tmp_path):
+    (tmp_path/'c.yml').write_text('base_model: prefnb:tiny-chatml\nrl: dpo\nlearning_rate: 0\n'
+                                  'datasets: [{path: prefnb:toy-orca, type: chatml.intel}]\n')
+    r = run(tmp_path/'c.yml')
+    assert r.returncode == 2 and 'Traceback' not in r.stdout + r.stderr
+    assert r.stdout.splitlines() == [f'{tmp_path/"c.yml"}: INVALID, 1 error, 0 warnings',
+                                     f'error [lr-positive]: learning_rate: 0 {LR_WHY} Typical for DPO with full fine-tuning: 5e-07.']
+
+def test_cli_long_schema_value_stays_one_line(tmp_path):
+    (tmp_path/'c.yml').write_text('base_model: prefnb:tiny-chatml\nlearning_rate: {a: [%s]}\n'
+                                  'datasets: [{path: prefnb:toy-orca, type: chatml.intel}]\n' % ','.join(map(str, range(1, 41))))
+    r = run(tmp_path/'c.yml')
+    assert r.returncode == 2
+    assert r.stdout.splitlines()[1:] == ["error [schema]: learning_rate: got {'a': [1, 2, 3, 4, 5, 6, ...]}: Input should be a valid number"]
+
 def test_cli_json(tmp_path):
     (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, fp16=True, bf16=True)))
     r = run(tmp_path/'c.yml', '--json')
@@ -247,3 +342,10 @@ def test_trl_really_refuses_what_the_trl_rules_catch(tmp_path):
                           (dict(loss_type=['aot'], use_weighting=True), NotImplementedError, 'WPO-style weighting')]:
         args = DPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to=[], **kw)
         with pytest.raises(exc, match=text): DPOTrainer(model=path, args=args, train_dataset=ds)
+
+def test_padding_free_belongs_to_dpo_and_ipo():
+    from prefnb.config import check_config
+    base = dict(base_model='prefnb:tiny-chatml', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')])
+    r = check_config({**base, 'rl': 'orpo', 'dpo_padding_free': True})
+    assert [p.message for p in r.errors] == ['dpo_padding_free: True is not used by rl: orpo (it belongs to dpo, ipo). Remove it, or change rl.']
+    for rl in ('dpo', 'ipo'): assert not check_config({**base, 'rl': rl, 'dpo_padding_free': True}).errors

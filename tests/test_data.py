@@ -12,6 +12,7 @@ def toks():
     from transformers import AutoTokenizer
     return {f: AutoTokenizer.from_pretrained(resolve_model(f'prefnb:tiny-{f}')) for f in ('chatml', 'llama')}
 
+TEXT = ['prompt', 'chosen', 'rejected']
 def cfg(entries, **kw): return {**dict(rl='dpo', sequence_len=512, seed=0), 'datasets': entries, **kw}
 
 # ---- sources
@@ -19,7 +20,7 @@ def cfg(entries, **kw): return {**dict(rl='dpo', sequence_len=512, seed=0), 'dat
 def test_local_files(tmp_path, ext, toks):
     p = write_toy_file(tmp_path/f'd.{ext}', 'orca', 12)
     prep = D.prepare(cfg([dict(path=str(p), type='chatml.intel')]), toks['chatml'])
-    assert prep.train.column_names == ['prompt', 'chosen', 'rejected'] and len(prep.train) == 12 and prep.eval is None
+    assert prep.train.column_names == ['prompt', 'chosen', 'rejected', *D.IDS] and len(prep.train) == 12 and prep.eval is None
     r = toy_rows('orca', 12)
     assert sorted(prep.train['chosen']) == sorted(x['chosen'] + '<|im_end|>' for x in r)
 
@@ -190,11 +191,12 @@ def test_bos_safety_dpo_and_lengths_equal_trl(toks, tmp_path):
     assert tok(raw['prompt'])['input_ids'][:2] == [bos, bos]          # ... and the tokenizer adds another: the known failure
     p = D.prepare(cfg([dict(path=rows, type='chat_template.default')]), tok)
     assert p.report['datasets'][0]['bos_stripped'] == 4
-    tr = _trainer('dpo', tok, p.train, tmp_path)
+    tr = _trainer('dpo', tok, p.train.select_columns(TEXT), tmp_path)   # TRL tokenizes the text itself
     ours = D.encode(tok, list(p.train['prompt']), [list(p.train['chosen']), list(p.train['rejected'])], 'dpo')
     for i, ex in enumerate(tr.train_dataset):
         assert ex['prompt_ids'][0] == bos and ex['prompt_ids'][1] != bos
         assert (ex['prompt_ids'], [ex['chosen_ids'], ex['rejected_ids']]) == ours[i]
+        assert [ex[c] for c in D.IDS] == [p.train[i][c] for c in D.IDS]   # the ids prepare kept are TRL's
 
 def test_bos_safety_kto(toks, tmp_path):
     tok = toks['llama']; bos = tok.bos_token_id
@@ -283,8 +285,8 @@ def test_pretokenize_identical_to_trl_and_trains(toks, tmp_path):
     from trl import DPOConfig
     tok = toks['llama']
     p = D.prepare(cfg([dict(path=toy_rows('messages', 6), type='chat_template.default')]), tok)
-    ref = _trainer('dpo', tok, p.train, tmp_path).train_dataset
-    pt = D.pretokenize(p.train, tok, 'dpo')
+    ref = _trainer('dpo', tok, p.train.select_columns(TEXT), tmp_path).train_dataset
+    pt = D.pretokenize(p.train.select_columns(TEXT), tok, 'dpo')
     for c in D.IDS: assert list(pt[c]) == list(ref[c]), c
     cls = D.pretokenized_dpo_trainer()
     args = DPOConfig(output_dir=str(tmp_path/'pt'), use_cpu=True, bf16=False, report_to=[], per_device_train_batch_size=2,
@@ -294,7 +296,7 @@ def test_pretokenize_identical_to_trl_and_trains(toks, tmp_path):
     tr.train()
     assert any('loss' in h for h in tr.state.log_history)
     # without ids it falls back to TRL's own preparation
-    tr2 = cls(model=AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-llama')), args=args, train_dataset=p.train, processing_class=tok)
+    tr2 = cls(model=AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-llama')), args=args, train_dataset=p.train.select_columns(TEXT), processing_class=tok)
     assert list(tr2.train_dataset['prompt_ids']) == list(ref['prompt_ids'])
 
 def test_chat_template_precedence_entry_then_config_then_tokenizer(toks):

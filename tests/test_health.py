@@ -13,14 +13,14 @@ def _quiet(tr):
     tr.remove_callback(PrinterCallback)
     return tr
 
-def tiny_dpo(out, lr=5e-4, steps=30, beta=0.1, callbacks=()):
+def tiny_dpo(out, lr=5e-4, steps=30, beta=0.1, callbacks=(), data=None):
     from trl import DPOConfig, DPOTrainer
     from prefnb.testing import resolve_model, toy_dataset
     args = DPOConfig(output_dir=str(out), use_cpu=True, bf16=False, report_to=[], save_strategy='no', gradient_checkpointing=False,
                      logging_steps=1, learning_rate=lr, max_steps=steps, beta=beta, per_device_train_batch_size=4,
                      disable_tqdm=True, seed=0)
     tr = _quiet(DPOTrainer(model=resolve_model('prefnb:tiny-chatml'), args=args,
-                           train_dataset=toy_dataset('prefnb:toy-pairs', 128), callbacks=list(callbacks)))
+                           train_dataset=toy_dataset('prefnb:toy-pairs', 128) if data is None else data, callbacks=list(callbacks)))
     tr.train()
     return tr
 
@@ -41,10 +41,14 @@ def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp('health')
     buf = io.StringIO()
     cb = HealthCallback('dpo', out=buf)
+    from prefnb.testing import toy_dataset
+    same = toy_dataset('prefnb:toy-pairs', 64).map(lambda r: dict(rejected=r['chosen']))   # chosen == rejected in every pair
+    same_cb = HealthCallback('dpo', write=False, out=io.StringIO())
     r = dict(ok=tiny_dpo(d/'ok'), lr0=tiny_dpo(d/'lr0', lr=0.0, steps=10, callbacks=[cb]),
              beta0=tiny_dpo(d/'beta0', beta=0.0, steps=10), kto=tiny_kto(d/'kto'),
-             kto_sorted=tiny_kto(d/'kto_sorted', steps=24, sort_by_label=True))
-    r['dir'], r['printed'], r['cb'] = d, buf.getvalue(), cb
+             kto_sorted=tiny_kto(d/'kto_sorted', steps=24, sort_by_label=True),
+             same=tiny_dpo(d/'same', steps=12, data=same, callbacks=[same_cb]))
+    r['dir'], r['printed'], r['cb'], r['same_cb'] = d, buf.getvalue(), cb, same_cb
     return r
 
 def _errors(fs): return [f.rule for f in fs if f.severity == 'error']
@@ -64,6 +68,35 @@ def test_lr0_pins_loss_at_ln2(runs):
 def test_beta0_pins_loss_too(runs):
     fs = diagnose(runs['beta0'].state.log_history, 'dpo')
     assert [f.rule for f in fs] == ['loss_pinned']      # grad norm is 0 too; the root cause is said once
+
+def test_identical_pairs_pin_margins_at_0_while_rewards_move(runs):
+    "chosen == rejected: the margin is exactly 0 and the loss ln 2, but the rewards drift, so loss_pinned misses it; margins_pinned does not."
+    h = load_history(runs['same'].state.log_history)
+    assert {e['rewards/margins'] for e in h} == {0.0}
+    assert all(e['loss'] == pytest.approx(0.6931471805599453, abs=1e-6) for e in h)
+    assert max(abs(e['rewards/chosen']) for e in h[1:]) > 1e-4            # the rewards are not pinned
+    fs = diagnose(h, 'dpo')
+    assert [f.rule for f in fs] == ['margins_pinned']                     # zero accuracies, tiny gradients: said once, as the root cause
+    assert fs[0].first_step == 4 and fs[0].steps == list(range(4, 13))
+    assert fs[0].detail.startswith('rewards/margins exactly 0 in each of the last 3 logged steps while rewards/chosen = ')
+    assert fs[0].cause.startswith('chosen and rejected are identical in every pair')
+    out = runs['same_cb'].out.getvalue()
+    assert out.count('prefnb health, ') == 1 and out.count('prefnb health, [error] margins_pinned') == 1
+
+def test_margins_pinned_quiet_on_real_runs_that_are_not_identical(runs):
+    assert 'margins_pinned' not in {f.rule for f in diagnose(runs['ok'].state.log_history, 'dpo')}
+    for name in ('lr0', 'beta0'):    # rewards at 0 as well: loss_pinned is the finding, margins_pinned is not said on top
+        assert [f.rule for f in diagnose(runs[name].state.log_history, 'dpo')] == ['loss_pinned']
+    assert 'margins_pinned' not in {f.rule for f in diagnose(runs['kto'].state.log_history, 'kto')}
+
+@pytest.mark.parametrize('method', ['dpo', 'ipo', 'simpo', 'orpo'])
+def test_margins_pinned_on_synthetic_identical_pairs(method):
+    for seed in range(10):
+        h = synthetic_run(method, n=40, seed=seed)
+        assert 'margins_pinned' not in {f.rule for f in diagnose(h, method)}
+        for e in h[1:]: e.update({'rewards/rejected': e['rewards/chosen'], 'rewards/margins': 0.0})
+        fs = {f.rule: f for f in diagnose(h, method)}
+        assert 'margins_pinned' in fs and fs['margins_pinned'].first_step == 4, (seed, list(fs))
 
 def test_callback_prints_once_and_writes_reports(runs):
     out = runs['printed']

@@ -12,8 +12,8 @@ from prefnb.widgets import (config_form, ConfigForm, sections, field_notes, show
 
 GOOD = dict(base_model='prefnb:tiny-chatml', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')])
 METHOD_FIELDS = {
-    'dpo': ['rl', 'rl_beta', 'dpo_loss_type', 'dpo_loss_weights', 'dpo_label_smoothing', 'dpo_use_weighting', 'precompute_ref_log_probs'],
-    'ipo': ['rl', 'rl_beta', 'precompute_ref_log_probs'],
+    'dpo': ['rl', 'rl_beta', 'dpo_loss_type', 'dpo_loss_weights', 'dpo_label_smoothing', 'dpo_use_weighting', 'dpo_padding_free', 'precompute_ref_log_probs'],
+    'ipo': ['rl', 'rl_beta', 'dpo_padding_free', 'precompute_ref_log_probs'],
     'kto': ['rl', 'rl_beta', 'precompute_ref_log_probs', 'kto_desirable_weight', 'kto_undesirable_weight'],
     'orpo': ['rl', 'orpo_alpha'],
     'simpo': ['rl', 'rl_beta', 'simpo_gamma', 'cpo_alpha'],
