@@ -9,12 +9,12 @@ __all__ = ['RUN_FILES', 'NOT_SECRET', 'choose_precision', 'load_tokenizer', 'qua
            'NanGuard', 'GracefulStop', 'checkpoints', 'resume_checkpoint', 'prepare_run_dir', 'RunResult',
            'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli', 'merge_adapter', 'merge_cli']
 
-# %% ../nbs/06_trainer.ipynb #89dd9207
+# %% ../nbs/06_trainer.ipynb #6fdcd9df
 import json, math, os, signal, sys, time, warnings
 from pathlib import Path
 from .core import UserError, device_info, auto_precision
 
-# %% ../nbs/06_trainer.ipynb #23897a00
+# %% ../nbs/06_trainer.ipynb #2a1c0ac8
 def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', true or false)
                      info:dict=None # from `device_info`; read from the machine when None
                     )->dict: # precision, the TRL flags bf16 / fp16 / use_cpu, and the reason
@@ -35,7 +35,7 @@ def choose_precision(cfg, # a `PrefConfig`; reads `bf16` and `fp16` ('auto', tru
                     reason=f"{info['name']} has no bf16: fp16 with loss scaling, trainable weights kept in fp32")
     return dict(precision='fp32', bf16=False, fp16=False, use_cpu=False, reason='bf16 and fp16 switched off')
 
-# %% ../nbs/06_trainer.ipynb #3e336b8a
+# %% ../nbs/06_trainer.ipynb #1a714587
 def _load_error(field, src, e):
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return UserError(f'{field}: cannot load {src!r} ({first}); give a local model folder, a hub name such as '
@@ -62,7 +62,7 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
         notes.append(f'tokenizer had no pad token: using {tok.pad_token!r}')
     return tok
 
-# %% ../nbs/06_trainer.ipynb #32e3fc54
+# %% ../nbs/06_trainer.ipynb #43690e4a
 def quantization_config(cfg, # a `PrefConfig`
                         precision:dict # from `choose_precision`
                        ):
@@ -87,7 +87,7 @@ def attention_implementation(precision:dict)->str:
     if precision['precision'] in ('bf16', 'fp16') and version_of('flash-attn'): return 'flash_attention_2'
     return 'sdpa'
 
-# %% ../nbs/06_trainer.ipynb #941de48f
+# %% ../nbs/06_trainer.ipynb #5c4d0f23
 def model_dtype(cfg, precision:dict):
     "The torch dtype to load the base weights in."
     import torch
@@ -116,7 +116,7 @@ def load_model(cfg, # a `PrefConfig`
     if cfg.gradient_checkpointing: model.config.use_cache = False
     return model
 
-# %% ../nbs/06_trainer.ipynb #8b1b401f
+# %% ../nbs/06_trainer.ipynb #6643a6f6
 def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout, lora_target_modules
                ):
     "A peft `LoraConfig` for `cfg`, or None without an adapter."
@@ -126,7 +126,7 @@ def lora_config(cfg # a `PrefConfig`: adapter, lora_r, lora_alpha, lora_dropout,
                       target_modules=cfg.lora_target_modules or 'all-linear', modules_to_save=cfg.lora_modules_to_save,
                       task_type='CAUSAL_LM')
 
-# %% ../nbs/06_trainer.ipynb #6b800119
+# %% ../nbs/06_trainer.ipynb #27ec4af2
 def reference_plan(cfg, # a `PrefConfig`
                    method # the `Method` of `cfg.rl`
                   )->dict: # kind ('none', 'adapter-disabled', 'precomputed', 'full-copy') and reason
@@ -138,7 +138,7 @@ def reference_plan(cfg, # a `PrefConfig`
         return dict(kind='adapter-disabled', reason=f'{cfg.adapter}: the reference is the policy with its adapter disabled (no second copy)')
     return dict(kind='full-copy', reason='full fine-tuning: a frozen copy of the base model is the reference')
 
-# %% ../nbs/06_trainer.ipynb #eddb1972
+# %% ../nbs/06_trainer.ipynb #2b0b4649
 def _import(path:tuple):
     import importlib
     return getattr(importlib.import_module(path[0]), path[1])
@@ -191,7 +191,7 @@ def trl_config(cfg, # a `PrefConfig`
     known = set(Config.__dataclass_fields__)
     return Config(**{k: v for k, v in kw.items() if k in known})
 
-# %% ../nbs/06_trainer.ipynb #5544e5bf
+# %% ../nbs/06_trainer.ipynb #6ac325ed
 def _row_lengths(b):
     "Padded length of each tokenised pair: DPO keeps prompt and responses apart, CPO / ORPO store whole sequences."
     if 'prompt_ids' in b: return [len(p) + max(len(c), len(r)) for p, c, r in zip(b['prompt_ids'], b['chosen_ids'], b['rejected_ids'])]
@@ -211,7 +211,7 @@ def add_length_column(trainer):
     if 'length' not in trainer._signature_columns: trainer._signature_columns = [*trainer._signature_columns, 'length']
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #6fd24b6e
+# %% ../nbs/06_trainer.ipynb #4d4f2c62
 def _bins(lens, one_row):
     "Rows of sequence indices: all in one, or first fit by decreasing length into rows of the longest length."
     if one_row: return [list(range(len(lens)))]
@@ -257,7 +257,7 @@ def unpack(t, # a per-token output of the packed call, shape (packed rows, packe
     out[keep] = t[where[:, 0], where[:, 1]]
     return out[:, :-1]
 
-# %% ../nbs/06_trainer.ipynb #aaf564a3
+# %% ../nbs/06_trainer.ipynb #3a60249c
 def _pack_hook(module, args, kwargs):
     if args or not kwargs.get('fused_lm_head') or kwargs.get('labels') is None or kwargs.get('attention_mask') is None: return None
     kwargs, module._prefnb_index = pack(kwargs, module._prefnb_one_row)
@@ -286,7 +286,7 @@ def padding_free(trainer # a TRL `DPOTrainer` (DPO or IPO)
         m._prefnb_packed = True
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #8afd5b33
+# %% ../nbs/06_trainer.ipynb #7c522f39
 def check_packing(model, # the policy, with TRL's fused LM head (as a built trainer holds it)
                   atol:float=1e-3 # largest allowed difference in a token's log-prob
                  )->float:
@@ -309,7 +309,7 @@ def check_packing(model, # the policy, with TRL's fused LM head (as a built trai
                         "so it does not keep them apart; set padding_free: false")
     return diff
 
-# %% ../nbs/06_trainer.ipynb #f8e767fd
+# %% ../nbs/06_trainer.ipynb #80c8af08
 def trainer_class(method, # a `prefnb.methods.Method`
                   train=None # the prepared train `Dataset`
                  ):
@@ -319,7 +319,7 @@ def trainer_class(method, # a `prefnb.methods.Method`
     if cls.__name__ == 'DPOTrainer' and set(IDS) <= set(getattr(train, 'column_names', None) or ()): return pretokenized_dpo_trainer()
     return cls
 
-# %% ../nbs/06_trainer.ipynb #19a26035
+# %% ../nbs/06_trainer.ipynb #7d5501ee
 def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
                   callbacks:list=(), # extra transformers callbacks
                   data=None, # a `prefnb.data.PreparedData`; prepared from the config when None
@@ -350,7 +350,7 @@ def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
     trainer.prefnb = dict(method=method.name, precision=precision, reference=ref, notes=notes, data_report=data.report)
     return trainer
 
-# %% ../nbs/06_trainer.ipynb #60d1c952
+# %% ../nbs/06_trainer.ipynb #9c45d5a5
 class _MetricsFile:
     "Append each log entry (TRL's keys plus `step`) to a JSON-lines file."
     def __init__(self, path): self.path = Path(path)
@@ -397,7 +397,7 @@ def NanGuard(): return _callback(_NanGuard)
 def GracefulStop(): return _callback(_GracefulStop)
 for _f, _m in ((MetricsFile, _MetricsFile), (NanGuard, _NanGuard), (GracefulStop, _GracefulStop)): _f.__doc__ = _m.__doc__
 
-# %% ../nbs/06_trainer.ipynb #7cfe071c
+# %% ../nbs/06_trainer.ipynb #44778171
 RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png')
 
 def _complete(ck:Path)->bool:
@@ -444,13 +444,13 @@ def prepare_run_dir(cfg, overwrite:bool=False,
     if not dry: run.mkdir(parents=True, exist_ok=True)
     return run
 
-# %% ../nbs/06_trainer.ipynb #fdb26c3b
+# %% ../nbs/06_trainer.ipynb #820b84da
 def _trim_metrics(path:Path, step:int):
     if not path.exists(): return
     keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l).get('step', 0) <= step]
     path.write_text(''.join(l + '\n' for l in keep))
 
-# %% ../nbs/06_trainer.ipynb #434c7f34
+# %% ../nbs/06_trainer.ipynb #279ac6ea
 class RunResult:
     "What `train` returns: the run folder, the metrics, the health findings and the trainer."
     def __init__(self, run_dir, history, findings, trainer): self.run_dir, self.history, self.findings, self.trainer = run_dir, history, findings, trainer
@@ -527,7 +527,7 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     from prefnb.health import load_history
     return RunResult(run, load_history(run), findings, trainer)
 
-# %% ../nbs/06_trainer.ipynb #6ba9a8f4
+# %% ../nbs/06_trainer.ipynb #7b07448c
 def parse_sets(items:list[str])->dict:
     "`['max_steps=10', 'rl=kto']` -> `{'max_steps': 10, 'rl': 'kto'}` (values read as YAML)."
     import yaml
@@ -566,7 +566,7 @@ def train_cli(argv:list[str]=None)->int:
     _log(f'run folder: {res.run_dir}')
     return 0
 
-# %% ../nbs/06_trainer.ipynb #dc6532b4
+# %% ../nbs/06_trainer.ipynb #b4683c86
 def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
                   out:str|Path # where to write the merged model and tokenizer
                  )->Path:
