@@ -466,10 +466,8 @@ def prepare(config, # a PrefConfig, a dict or a namespace with the same field na
             ds, rep = prepare_entry(e, i, config, tokenizer, 'test'); parts.append(ds); ev_reps.append(rep)
         ev = _concat(parts, seed)
     elif (v := get(config, 'val_set_size')) and v > 0:
-        n = int(v) if v >= 1 else v
-        if (n if isinstance(n, int) else round(n * len(train))) >= len(train):
-            raise UserError(f"val_set_size: {v} leaves no training rows out of {len(train)} kept; use a smaller fraction or count")
-        sp = train.train_test_split(test_size=n, seed=seed)
+        try: sp = train.train_test_split(test_size=int(v) if v >= 1 else v, seed=seed)   # datasets' rule: the test share rounds up
+        except ValueError: raise UserError(f"val_set_size: {v} leaves no training rows out of {len(train)} kept; use a smaller fraction or count") from None
         train, ev = _contiguous(sp['train']), _contiguous(sp['test'])
     if len(train) == 0: raise UserError(f"datasets: no training rows left after preparation:\n{format_report(dict(datasets=reps + ev_reps, totals=_totals(reps)))}")
     report = dict(rl=rl, sequence_len=get(config, 'sequence_len') if tokenizer is not None else None,

@@ -41,9 +41,20 @@ def test_no_page_is_skipped_wholesale():
 
 def test_readme_holds_both_commands():
     readme = (ROOT/'README.md').read_text()
-    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e ".[dev]" && bash tools/test.sh' in readme
-    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q torch==2.13.0 && pip install -q -e . && prefnb train examples/tiny-dpo.yml' in readme
+    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q -c constraints.txt -e ".[dev]" && bash tools/test.sh' in readme
+    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q -c constraints.txt -e . && prefnb train examples/tiny-dpo.yml' in readme
     assert (ROOT/'examples'/'tiny-dpo.yml').exists()
+
+def test_constraints_pin_every_requirement():
+    "The test environment is exact: every runtime and dev requirement has one pinned version in constraints.txt."
+    import configparser
+    cfg = configparser.ConfigParser(delimiters=['=']); cfg.read(ROOT/'settings.ini')
+    reqs = (cfg['DEFAULT']['requirements'] + ' ' + cfg['DEFAULT']['dev_requirements']).split()
+    names = {re.split(r'[<>=!~\[]', r)[0].lower().replace('_', '-') for r in reqs}
+    pins = dict(l.split('==') for l in (ROOT/'constraints.txt').read_text().splitlines() if l and not l.startswith('#'))
+    pins = {k.lower().replace('_', '-'): v for k, v in pins.items()}
+    assert names - set(pins) == set(), 'run tools/constraints.sh in a passing environment'
+    assert all(re.fullmatch(r'[0-9][0-9A-Za-z.]*', v) for v in pins.values())      # exact, no local labels (+cpu)
 
 def _mixes_imports(src):
     nodes = list(ast.walk(ast.parse(src)))

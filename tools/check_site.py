@@ -1,7 +1,8 @@
 """Checks the docs site can be built, as far as is possible without Quarto:
 - nbs/_quarto.yml is the top-level _quarto.yml (a link), so there is one source;
 - every notebook is in the sidebar, and the sidebar names no missing page;
-- no notebook is skipped wholesale (skip_exec / skip_showdoc frontmatter).
+- no notebook is skipped wholesale (skip_exec / skip_showdoc frontmatter);
+- every notebook names its kernel (kernelspec), so Jupyter opens it without asking.
 """
 import json, re, sys
 from pathlib import Path
@@ -30,7 +31,9 @@ def main():
     for p in sorted(listed - nbs):
         if not (NBS/p).exists(): errs.append(f'nbs/sidebar.yml lists {p}, which does not exist')
     for p in sorted(nbs):
-        src = ''.join(''.join(c['source']) for c in json.loads((NBS/p).read_text())['cells'][:2])
+        nb = json.loads((NBS/p).read_text())
+        if not nb.get('metadata', {}).get('kernelspec', {}).get('name'): errs.append(f'{p} has no kernelspec metadata')
+        src = ''.join(''.join(c['source']) for c in nb['cells'][:2])
         if re.search(r'skip_(exec|showdoc)\s*:\s*true', src): errs.append(f'{p} is skipped wholesale (skip_exec/skip_showdoc)')
     if errs: sys.exit('\n'.join(errs))
     print(f'site check: {len(nbs)} notebooks, all in the sidebar')

@@ -1,42 +1,50 @@
-"""Execute notebooks in place so their outputs show in the docs (cells flagged gpu are skipped).
+"""Execute notebooks in place with a real Jupyter kernel, so their saved outputs are what the docs show.
 
 Usage: python tools/run_nb.py nbs/00_core.ipynb [more.ipynb ...] [--flags slow]
-Development helper only: CI runs the notebooks with `nbdev_test`, which does not save outputs.
+Cells flagged `gpu` (and `slow`, unless --flags slow), `#| eval: false` cells and the closing
+`nbdev_export()` cell are not run and keep no output. A real kernel (nbclient + ipykernel) gives what a
+user sees in Jupyter: rich HTML tables instead of text, widget state, no text progress walls.
+CI runs the notebooks with `nbdev_test`, which does not save outputs.
 """
-import os, sys
+import os, re, sys
 from pathlib import Path
-from execnb.nbio import read_nb, write_nb
-from execnb.shell import CaptureShell
-from fastcore.foundation import working_directory
-from nbdev.process import NBProcessor
-from nbdev.frontmatter import FrontmatterProc
+import nbformat
+from nbclient import NotebookClient
 
-def run(fn, skip=('gpu',)):
+def _skipped(src:str, skip)->bool:
+    if 'nbdev_export(' in src: return True
+    flags = set()
+    for line in src.splitlines():
+        m = re.match(r'\s*#\|\s*(.*)', line)
+        if not m: break
+        d = m.group(1).strip()
+        if re.fullmatch(r'eval:\s*false', d, re.I): return True
+        flags.update(d.split())
+    return bool(flags & set(skip))
+
+def run(fn, skip=('gpu', 'slow'), timeout=1200):
     fn = Path(fn).resolve()
-    nb = NBProcessor(fn, procs=FrontmatterProc, process=True).nb
-    def _no_eval(cell):
-        if cell.cell_type != 'code': return True
-        if 'nbdev_export(' in cell.source: return True
-        direc = getattr(cell, 'directives_', {}) or {}
-        if direc.get('eval:', [''])[0].lower() == 'false': return True
-        return bool(set(skip) & set(direc.keys()))
+    nb = nbformat.read(fn, as_version=4)
+    run_nb = nbformat.from_dict(nb)
+    skipped = []
+    for i, c in enumerate(run_nb.cells):
+        if c.cell_type == 'code' and _skipped(c.source, skip): c.source = ''; skipped.append(i)
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
-    sh = CaptureShell(fn)
-    with working_directory(fn.parent):
-        sh.run_all(nb, exc_stop=True, preproc=_no_eval)
-    raw = read_nb(fn)
-    for src, dst in zip(nb.cells, raw.cells):
-        if dst.cell_type == 'code':
-            dst['outputs'] = src.get('outputs', [])
-            dst['execution_count'] = None
-    write_nb(raw, fn)
+    NotebookClient(run_nb, timeout=timeout, kernel_name='python3', resources=dict(metadata=dict(path=str(fn.parent))),
+                   store_widget_state=True).execute()
+    for i, (src, dst) in enumerate(zip(run_nb.cells, nb.cells)):
+        if dst.cell_type != 'code': continue
+        dst.outputs = [] if i in skipped else src.outputs
+        dst.execution_count = None
+    if 'widgets' in run_nb.metadata: nb.metadata['widgets'] = run_nb.metadata['widgets']
+    nb.metadata['kernelspec'] = dict(display_name='python3', language='python', name='python3')
+    nbformat.write(nb, fn)
 
 if __name__ == '__main__':
     args = sys.argv[1:]
-    skip = ['gpu']
+    flags = []
     if '--flags' in args:
         i = args.index('--flags'); flags = args[i+1].split(); del args[i:i+2]
-    else: flags = []
-    if 'slow' not in flags: skip.append('slow')
+    skip = [f for f in ('gpu', 'slow') if f not in flags]
     for f in args:
         print('running', f, flush=True); run(f, skip)

@@ -4,6 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TRL_EXPERIMENTAL_SILENCE=1
 export TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONWARNINGS=ignore::FutureWarning
+# Start from nothing, as a newcomer's machine does: prefnb's own cache (the tiny models) and the Hugging Face
+# caches are new, empty folders for every run, so nothing built by older code can make a test pass.
+scratch=$(mktemp -d -t prefnb-test-XXXXXX); trap 'rm -rf "$scratch"' EXIT
+export PREFNB_CACHE=$scratch/prefnb HF_HOME=$scratch/hf HF_DATASETS_CACHE=$scratch/hf/datasets MPLCONFIGDIR=$scratch/mpl
 t0=$SECONDS
 step() { echo; echo "== $* ($((SECONDS - t0)) s)"; }
 
@@ -38,4 +42,4 @@ nbdev_test --n_workers 2 --timing
 
 step "pytest"
 python -m pytest -q tests
-echo "total $((SECONDS - t0)) s"
+echo "total $((SECONDS - t0)) s (caches started empty in $scratch)"
