@@ -25,7 +25,7 @@ def build_model_dir(dest:Path)->Path:
     if (dest/'config.json').exists(): return dest
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
     cfg = Qwen2Config(**QWEN2_05B, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
@@ -108,7 +108,7 @@ def main(argv=None):
         for who in (('prefnb', 'trl') if rep % 2 == 0 else ('trl', 'prefnb')): res[who].append(run_one(who, model_dir, rows_path, a))
     m = {w: {k: median(r[k] for r in rs) for k in rs[0]} for w, rs in res.items()}
     peak = peak_tflops(name)
-    from prefnb.methods import plan_memory
+    from prefnb.memory import plan_memory
     plan = plan_memory(str(model_dir), 'dpo', adapter='lora', micro_batch_size=a.batch, sequence_len=a.seq, gradient_checkpointing=True)
     recs = [record('gpu_tokens_per_s', m['prefnb']['tokens_per_s'], m['trl']['tokens_per_s'], 'useful tokens/s', 'ratio >= 0.98',
                    f'DPO + LoRA r16, bf16, Qwen2-0.5B shape (random weights), batch {a.batch}, seq <= {a.seq}, {a.steps} steps, '
@@ -118,7 +118,7 @@ def main(argv=None):
                    f'peak {peak} TFLOPS assumed for {name}' if peak else f'unknown peak for {name}'),
             record('gpu_peak_memory_gib', m['prefnb']['peak_gib'], m['trl']['peak_gib'], 'GiB', None, 'torch.cuda.max_memory_allocated'),
             record('gpu_planner_estimate_vs_measured', plan.total_gib, m['prefnb']['peak_gib'], 'GiB', 'ratio >= 1',
-                   'prefnb.methods.plan_memory estimate (prefnb column) vs the measured peak (baseline column); >= 1 means it does not under-estimate')]
+                   'prefnb.memory.plan_memory estimate (prefnb column) vs the measured peak (baseline column); >= 1 means it does not under-estimate')]
     out = Path(a.out); out.write_text(json.dumps(recs, indent=1) + '\n'); out.with_suffix('.md').write_text(markdown(recs))
     print(f'-> {out}')
     return 0

@@ -1,6 +1,6 @@
 """How much training time does the live metrics view cost?
 
-Trains TRL's DPOTrainer on the tiny offline model (prefnb.testing) with `LivePlotCallback(live=True)`.
+Trains TRL's DPOTrainer on the tiny offline model (prefnb.zoo) with `LivePlotCallback(live=True)`.
 A notebook is stood in for by a display handle that renders the PNG on every update, which is what a
 Jupyter/Colab front end asks for. A second callback sleeps `--step-seconds` per optimizer step, so the
 steps last about as long as a small model's step on a free GPU (the tiny model alone takes ~25 ms).
@@ -24,7 +24,7 @@ def main(argv=None):
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback
     from trl import DPOConfig, DPOTrainer
-    from prefnb.testing import resolve_model, toy_dataset
+    from prefnb.zoo import resolve_model, toy_dataset
     from prefnb.plots import LivePlotCallback
     transformers.logging.set_verbosity_error(); datasets.disable_progress_bars()
 

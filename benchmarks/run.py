@@ -101,7 +101,7 @@ WORDS = None
 def long_tailed_rows(n, seed=0, prompt_words=60, response_words=150, sigma=0.6, cut=700):
     "Pairs with log-normal prompt / response lengths (in words) and a long tail, cut at `cut` words per sequence."
     global WORDS
-    from prefnb.testing import toy_rows
+    from prefnb.zoo import toy_rows
     if WORDS is None: WORDS = sorted({w for r in toy_rows('pairs', 200, 0) for k in ('prompt', 'chosen', 'rejected') for w in r[k].split()})
     rng = random.Random(seed)
     ln = lambda med: max(1, int(rng.lognormvariate(math.log(med), sigma)))
@@ -124,8 +124,8 @@ def padding_fraction(lens, batches):
     return useful / computed
 
 def packed_fraction(lens, batches, one_row):
-    "useful / computed tokens when prefnb packs each batch's 2 x batch sequences (prefnb.trainer._bins decides the rows)."
-    from prefnb.trainer import _bins
+    "useful / computed tokens when prefnb packs each batch's 2 x batch sequences (prefnb.packing._bins decides the rows)."
+    from prefnb.packing import _bins
     useful = computed = 0
     for b in batches:
         seqs = [lens[i][0] + lens[i][1] for i in b] + [lens[i][0] + lens[i][2] for i in b]
@@ -160,9 +160,10 @@ def simulated_lengths(n, seed=0, cut=1024, prompt=100, response=250, sigma=0.8):
 def bench_overhead():
     "Steps/s of prefnb.train (health + live-plot callbacks on) vs the identical TRL DPOTrainer, interleaved."
     quiet()
-    from prefnb.trainer import train, load_tokenizer
+    from prefnb.run import train
+    from prefnb.tokenizer import load_tokenizer
     from prefnb.data import prepare
-    from prefnb.testing import resolve_model, toy_rows
+    from prefnb.zoo import resolve_model, toy_rows
     n, reps = (128, 5) if QUICK else (256, 7)   # ~10 ms steps: fewer steps per run leave the ratio to noise
     # batch 1: no padding between rows, so prefnb's length-grouped order and TRL's random order compute the same
     # tokens per epoch and only the wrapper differs.  Steps of the tiny model are ~10 ms: a worst case for overhead.
@@ -217,7 +218,7 @@ def bench_padding():
 
 def _useful(tr, packed=None):
     "useful / computed tokens of one pass over the trainer's real train dataloader (its sampler and TRL's collator)."
-    from prefnb.trainer import pack
+    from prefnb.packing import pack
     u = c = 0
     for b in tr.get_train_dataloader():
         m = b['attention_mask']; u += int(m.sum())
@@ -226,9 +227,10 @@ def _useful(tr, packed=None):
 
 def _tiny_pair(n, seed=0, **lengths):
     "prefnb's trainer (padded or padding-free) and TRL's by hand on the same `n` long-tailed rows (prepared once)."
-    from prefnb.trainer import build_trainer, load_tokenizer
+    from prefnb.trainer import build_trainer
+    from prefnb.tokenizer import load_tokenizer
     from prefnb.data import prepare
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     rows = long_tailed_rows(n, seed, **lengths)
     cfg = tiny_cfg(datasets=[dict(path=rows_file(rows), type='chatml.prompt_pairs')], micro_batch_size=8, sequence_len=512,
                    live_plots=False, health_checks=False)
@@ -300,7 +302,7 @@ TEXT = ['prompt', 'chosen', 'rejected']
 def time_dataprep(n, tok, model='chatml'):
     from datasets import Dataset
     from prefnb.data import prepare, IDS
-    from prefnb.testing import toy_rows
+    from prefnb.zoo import toy_rows
     rows = toy_rows('orca', n, 1)
     cfg = dict(rl='dpo', sequence_len=4096, datasets=[dict(path=rows, type=f'{model}.intel')])
     t = time.perf_counter(); base = trl_prepare(Dataset.from_list(orca_as_trl_conversations(rows)), tok); t_base = time.perf_counter() - t
@@ -315,7 +317,7 @@ def time_dataprep(n, tok, model='chatml'):
 def bench_dataprep():
     quiet()
     from transformers import AutoTokenizer
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     n, reps = (2000, 3) if QUICK else (10000, 5)
     out = []
     for model in ('chatml', 'llama'):
@@ -347,7 +349,7 @@ def mid_model(dest:Path, hidden=768, layers=12):
     if (dest/'config.json').exists(): return dest
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
     cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3, num_hidden_layers=layers, num_attention_heads=hidden // 64,
                       num_key_value_heads=4, max_position_embeddings=1024, tie_word_embeddings=True,
@@ -361,7 +363,7 @@ def memory_child(strategy, model_dir, steps):
     import resource
     quiet()
     from prefnb.trainer import build_trainer
-    from prefnb.testing import toy_rows
+    from prefnb.zoo import toy_rows
     cfg = tiny_cfg(base_model=str(model_dir), datasets=[dict(path=rows_file(toy_rows('orca', 8 * steps, 0)), type='chatml.intel')],
                    micro_batch_size=4, sequence_len=256, max_steps=steps, live_plots=False, health_checks=False,
                    learning_rate=1e-5, **STRATEGIES[strategy])
@@ -402,7 +404,7 @@ def bench_memory():
 def bench_scaling():
     quiet()
     from transformers import AutoTokenizer
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
     sizes = (1000, 4000) if QUICK else (1000, 10000, 100000)
     per_row = {}
@@ -470,7 +472,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import DPOConfig, DPOTrainer
 from datasets import Dataset
-from prefnb.testing import resolve_model, toy_rows
+from prefnb.zoo import resolve_model, toy_rows
 p = resolve_model("prefnb:tiny-chatml")
 tok = AutoTokenizer.from_pretrained(p)
 rows = [dict(prompt=[dict(role="user", content=r["question"])], chosen=[dict(role="assistant", content=r["chosen"])],

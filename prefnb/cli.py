@@ -13,11 +13,11 @@ from .core import UserError
 COMMANDS = {  # name: (module, function, one-line help)
     'info': ('prefnb.core', 'info_cli', 'print versions, device, bf16 support and GPU memory (for bug reports)'),
     'check': ('prefnb.config', 'check_cli', 'validate a config: errors and warnings; exit 0 valid, 2 not'),
-    'select': ('prefnb.methods', 'select_cli', 'recommend a method from your data, model and GPU'),
+    'select': ('prefnb.recommend', 'select_cli', 'recommend a method from your data, model and GPU'),
     'preview': ('prefnb.data', 'preview_cli', "show samples token by token as the model sees them, and the length report"),
-    'train': ('prefnb.trainer', 'train_cli', 'train from a config (DPO, IPO, KTO, ORPO, SimPO)'),
+    'train': ('prefnb.run', 'train_cli', 'train from a config (DPO, IPO, KTO, ORPO, SimPO)'),
     'doctor': ('prefnb.health', 'doctor_cli', 'diagnose a run folder or metrics file; exit 3 on an error finding'),
-    'merge': ('prefnb.trainer', 'merge_cli', 'merge a LoRA adapter into its base model'),
+    'merge': ('prefnb.run', 'merge_cli', 'merge a LoRA adapter into its base model'),
 }
 
 # %% ../nbs/90_cli.ipynb #284dfabf

@@ -7,7 +7,7 @@ __all__ = ['PACKAGES', 'UserError', 'version_of', 'content_key', 'cache_dir', 'c
            'bitsandbytes_status', 'env_info', 'format_info', 'info_cli']
 
 # %% ../nbs/00_core.ipynb #47a502c1
-import importlib, importlib.metadata, os, platform, sys
+import importlib, importlib.metadata, os, platform
 from pathlib import Path
 
 # %% ../nbs/00_core.ipynb #e2bc7605

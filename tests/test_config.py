@@ -5,7 +5,7 @@ import pytest, yaml
 from prefnb.core import UserError
 from prefnb.config import (PrefConfig, RULES, AXOLOTL_KEYS, DPO_LOSS_TYPES, check_config, load_config, read_config,
                            validate_config, method_trl_args, _short)
-from prefnb.testing import toy_rows
+from prefnb.zoo import toy_rows
 
 FIX = Path(__file__).parent/'fixtures'/'axolotl'
 GOOD = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')])
@@ -336,7 +336,7 @@ def test_trl_really_refuses_what_the_trl_rules_catch(tmp_path):
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
     ds = Dataset.from_list([dict(prompt='a', chosen='b', rejected='c')]*2)
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     path = resolve_model('prefnb:tiny-chatml')
     for kw, exc, text in [(dict(loss_type=['exo_pair']), ValueError, 'Label smoothing must be greater than 0.0'),
                           (dict(loss_type=['aot'], use_weighting=True), NotImplementedError, 'WPO-style weighting')]:

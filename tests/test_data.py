@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from prefnb.core import UserError
 from prefnb import data as D
-from prefnb.testing import toy_rows, write_toy_file, resolve_model
+from prefnb.zoo import toy_rows, write_toy_file, resolve_model
 
 @pytest.fixture(scope='module')
 def toks():

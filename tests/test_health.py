@@ -15,7 +15,7 @@ def _quiet(tr):
 
 def tiny_dpo(out, lr=5e-4, steps=30, beta=0.1, callbacks=(), data=None, seed=0, n=128):
     from trl import DPOConfig, DPOTrainer
-    from prefnb.testing import resolve_model, toy_dataset
+    from prefnb.zoo import resolve_model, toy_dataset
     args = DPOConfig(output_dir=str(out), use_cpu=True, bf16=False, report_to=[], save_strategy='no', gradient_checkpointing=False,
                      logging_steps=1, learning_rate=lr, max_steps=steps, beta=beta, per_device_train_batch_size=4,
                      disable_tqdm=True, seed=seed)
@@ -26,7 +26,7 @@ def tiny_dpo(out, lr=5e-4, steps=30, beta=0.1, callbacks=(), data=None, seed=0, 
 
 def tiny_kto(out, steps=30, sort_by_label=False, callbacks=()):
     from trl import KTOConfig, KTOTrainer
-    from prefnb.testing import resolve_model, toy_dataset
+    from prefnb.zoo import resolve_model, toy_dataset
     ds = toy_dataset('prefnb:toy-kto', 128)
     if sort_by_label: ds = ds.sort('label', reverse=True)     # all desirable first: unpaired, never shuffled
     args = KTOConfig(output_dir=str(out), use_cpu=True, bf16=False, report_to=[], save_strategy='no', gradient_checkpointing=False,
@@ -41,7 +41,7 @@ def runs(tmp_path_factory):
     d = tmp_path_factory.mktemp('health')
     buf = io.StringIO()
     cb = HealthCallback('dpo', out=buf)
-    from prefnb.testing import toy_dataset
+    from prefnb.zoo import toy_dataset
     same = toy_dataset('prefnb:toy-pairs', 64).map(lambda r: dict(rejected=r['chosen']))   # chosen == rejected in every pair
     same_cb = HealthCallback('dpo', write=False, out=io.StringIO())
     r = dict(ok=tiny_dpo(d/'ok'), lr0=tiny_dpo(d/'lr0', lr=0.0, steps=10, callbacks=[cb]),
@@ -60,7 +60,7 @@ def test_healthy_dpo_run_has_no_errors(runs):
 
 @pytest.mark.parametrize('seed', range(5))
 def test_health_demo_is_healthy_by_design_for_any_seed(seed, tmp_path):
-    "07_health's demo run (24 steps at 2e-3 on 64 toy pairs) must not depend on one lucky seed."
+    "14_health's demo run (24 steps at 2e-3 on 64 toy pairs) must not depend on one lucky seed."
     import statistics
     tr = tiny_dpo(tmp_path, lr=2e-3, steps=24, n=64, seed=seed)
     h = load_history(tr.state.log_history)

@@ -8,7 +8,7 @@ Two kinds of check:
 import subprocess, sys, tempfile
 import pytest, torch
 from prefnb.core import UserError
-from prefnb.losses import (DPO_LOSS_TYPES, dpo_loss, kto_loss, simpo_loss, orpo_loss, loss_curves, plot_losses,
+from prefnb.losses import (LOSS_FUNCTIONS, dpo_loss, kto_loss, simpo_loss, orpo_loss, loss_curves, plot_losses,
                            random_batch, prefnb_inputs, trl_reference, token_logps, log1mexp, as_batch)
 
 DPO_KEYS = ('chosen_logps', 'rejected_logps', 'ref_chosen_logps', 'ref_rejected_logps', 'chosen_lengths', 'rejected_lengths')
@@ -27,7 +27,7 @@ def same(ours, trl_loss, trl_metrics, rel=1e-5):
 # ---- random batches through TRL's own loss methods ---------------------------------------------------------------
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
-@pytest.mark.parametrize('loss_type', list(DPO_LOSS_TYPES))
+@pytest.mark.parametrize('loss_type', list(LOSS_FUNCTIONS))
 def test_dpo_loss_types_match_trl(loss_type, seed):
     b = random_batch(n=5, seed=seed); x = prefnb_inputs(b)
     for beta, eps in ((0.1, 0.0), (0.7, 0.2)):
@@ -134,7 +134,7 @@ def _logps(model, ids, attn, mask):
 @pytest.fixture(scope='module')
 def tiny():
     from datasets import Dataset
-    from prefnb.testing import resolve_model, toy_rows
+    from prefnb.zoo import resolve_model, toy_rows
     return resolve_model('prefnb:tiny-chatml'), Dataset.from_list(toy_rows('pairs', 8, 0)), Dataset.from_list(toy_rows('kto', 8, 0))
 
 

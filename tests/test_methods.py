@@ -3,9 +3,10 @@ import dataclasses, importlib, json, os, subprocess
 import pytest, torch
 os.environ.setdefault('TRL_EXPERIMENTAL_SILENCE', '1')
 from prefnb.core import UserError
-from prefnb.methods import (METHODS, GPUS, get_method, method_table, field_methods, model_spec, plan_memory, weight_bytes,
-                            optimizer_bytes, activation_bytes, data_kind, select_method, gpu_memory)
-from prefnb.testing import resolve_model, toy_rows
+from prefnb.methods import METHODS, get_method, method_table, field_methods
+from prefnb.memory import GPUS, model_spec, plan_memory, weight_bytes, optimizer_bytes, activation_bytes, gpu_memory
+from prefnb.recommend import data_kind, select_method
+from prefnb.zoo import resolve_model, toy_rows
 
 CPU = dict(use_cpu=True, bf16=False, report_to=[])
 
@@ -156,7 +157,7 @@ def sel(*args): return subprocess.run(['prefnb', 'select', *args], capture_outpu
 def test_cli_select_text_and_json(tmp_path):
     r = sel('--data', 'paired', '--length-sensitive')
     assert r.returncode == 0 and r.stdout.startswith('method: simpo\n  because paired data, length-sensitive')
-    from prefnb.testing import write_toy_file
+    from prefnb.zoo import write_toy_file
     f = write_toy_file(tmp_path/'kto.jsonl', 'kto', 4)
     d = json.loads(sel('--dataset', str(f), '--params', '1e9', '--gpu', 'T4', '--json').stdout)
     assert d['method'] == 'kto' and d['settings']['micro_batch_size'] == 2 and d['alternatives'] == []

@@ -2,7 +2,7 @@
 import pytest
 from prefnb.core import UserError
 from prefnb import strategies as S
-from prefnb.testing import toy_rows, resolve_model
+from prefnb.zoo import toy_rows, resolve_model
 
 # The templates written out literally (not through prefnb.strategies.TEMPLATES) so the tests can fail.
 CHATML_SYS = '<|im_start|>system\n{S}<|im_end|>\n<|im_start|>user\n{P}<|im_end|>\n<|im_start|>assistant\n'
@@ -194,7 +194,7 @@ def test_register_strategy_decorator():
 
 def test_no_imports_from_config_strings():
     with pytest.raises(UserError): S.resolve_name('os.system', 'dpo')
-    with pytest.raises(UserError): S.resolve_name('prefnb.testing.toy_rows', 'dpo')
+    with pytest.raises(UserError): S.resolve_name('prefnb.zoo.toy_rows', 'dpo')
 
 def test_import_is_light():
     import subprocess, sys

@@ -49,7 +49,8 @@ def test_existing_run_folder_is_not_overwritten(tmp_path):
 
 def test_trl_args_reproduce_the_first_losses_with_trl_alone(tmp_path):
     from prefnb.config import load_config
-    from prefnb.trainer import train, load_tokenizer
+    from prefnb.run import train
+    from prefnb.tokenizer import load_tokenizer
     from prefnb.data import prepare
     from trl import DPOConfig, DPOTrainer
     cfg = load_config({**yaml.safe_load((EXAMPLES/'tiny-dpo.yml').read_text()), 'output_dir': str(tmp_path/'run'),
@@ -61,7 +62,7 @@ def test_trl_args_reproduce_the_first_losses_with_trl_alone(tmp_path):
     args = DPOConfig(**{**init, 'output_dir': str(tmp_path/'trl')})
     tok = load_tokenizer(cfg)
     data = prepare(cfg, tok)
-    tr = DPOTrainer(model=str(d.get('_name_or_path') or __import__('prefnb.testing').testing.resolve_model(cfg.base_model)),
+    tr = DPOTrainer(model=str(d.get('_name_or_path') or __import__('prefnb.zoo').zoo.resolve_model(cfg.base_model)),
                     args=args, train_dataset=data.train, eval_dataset=data.eval, processing_class=tok)
     # group_by_length needs a length column after TRL tokenises (TRL 1.16 cannot infer it for DPO rows)
     length = lambda r: {'length': len(r['prompt_ids']) + max(len(r['chosen_ids']), len(r['rejected_ids']))}
@@ -149,7 +150,8 @@ def test_padding_free_trains_exactly_like_padding(extra, tmp_path):
 
 def test_padding_free_computes_fewer_tokens(tmp_path):
     from prefnb.config import load_config
-    from prefnb.trainer import build_trainer, pack
+    from prefnb.trainer import build_trainer
+    from prefnb.packing import pack
     import random
     rng = random.Random(0)
     words = lambda k: ' '.join(rng.choice(['sea', 'sky', 'blue', 'wind', 'salt']) for _ in range(k))

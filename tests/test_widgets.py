@@ -137,7 +137,7 @@ def test_recommend_picks_the_method_from_the_dataset_columns(path, rl):
     assert [k for k in f.visible() if k in sections()['method']] == METHOD_FIELDS[rl]
 
 def test_recommend_reads_a_local_file(tmp_path):
-    from prefnb.testing import write_toy_file
+    from prefnb.zoo import write_toy_file
     p = write_toy_file(tmp_path/'kto.jsonl', 'kto', 8)
     f = config_form(dict(base_model='prefnb:tiny-chatml', datasets=[dict(path=str(p), type='chatml.prompt_pairs')]))
     f.buttons['Recommend'].click()
@@ -155,7 +155,7 @@ def test_every_example_config_fills_the_form_unchanged(path):
 def test_with_a_gpu_recommend_and_memory_use_its_memory(monkeypatch):
     import prefnb.widgets
     from prefnb.config import plan_for
-    from prefnb.methods import select_method
+    from prefnb.recommend import select_method
     monkeypatch.setattr(prefnb.widgets, 'gpu_gib', lambda: 14.56)
     f = config_form(dict(GOOD, rl='simpo'))
     f.buttons['Recommend'].click()
@@ -240,14 +240,14 @@ def test_a_missing_yaml_file_is_a_user_error():
     with pytest.raises(UserError, match="config: no file '/no/such.yml'"): config_form('/no/such.yml')
 
 def test_train_locks_the_form_and_unlocks_it_after_success_and_failure(monkeypatch):
-    import prefnb.trainer
+    import prefnb.run
     f = config_form(GOOD)
     seen = []
     def fake(cfg, **kw):
         seen.append((cfg, all(w.disabled for w in [*f.fields.values(), *f.buttons.values(), f.yaml_path])))
         if kw.get('boom'): raise RuntimeError('boom')
         return 'RUN'
-    monkeypatch.setattr(prefnb.trainer, 'train', fake)
+    monkeypatch.setattr(prefnb.run, 'train', fake)
     f.buttons['Train'].click()
     assert seen == [(f.config, True)] and f.result == 'RUN' and f.report_text == 'done: RUN'
     assert not any(w.disabled for w in f.fields.values())

@@ -19,14 +19,14 @@ def pytest_collection_modifyitems(config, items):
 def tok():
     "The ChatML tiny model's tokenizer."
     from transformers import AutoTokenizer
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     return AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
 
 @pytest.fixture(scope='session')
 def finished_run(tmp_path_factory):
     "A finished 4-step DPO run with checkpoints at steps 2 and 4 (trained once for the session, in this process)."
     from prefnb.config import load_config
-    from prefnb.trainer import train
+    from prefnb.run import train
     run = tmp_path_factory.mktemp('finished')/'run'
     with warnings_off(): train(load_config(example(output_dir=str(run), max_steps=4, save_steps=2, save_total_limit=None, logging_steps=1)))
     return run

@@ -39,7 +39,7 @@ CASES = [
     ('unknown-method', BASE + 'rl: ppo\n', ["rl: got 'ppo': Input should be 'dpo', 'ipo', 'kto', 'orpo' or 'simpo'"]),
     ('unknown-strategy', ds('chatml.intl'), ["datasets[0].type: unknown strategy 'chatml.intl' for rl=dpo; did you mean chatml.intel"]),
     ('strategy-os-system', ds('os.system'), ["datasets[0].type: unknown strategy 'os.system' for rl=dpo"]),
-    ('strategy-dotted-function', ds('prefnb.testing.toy_rows'), ["datasets[0].type: unknown strategy 'prefnb.testing.toy_rows' for rl=dpo"]),
+    ('strategy-dotted-function', ds('prefnb.zoo.toy_rows'), ["datasets[0].type: unknown strategy 'prefnb.zoo.toy_rows' for rl=dpo"]),
     ('strategy-of-another-method', ds('zephyr.nectar') + 'rl: kto\n',
      ["datasets[0].type: unknown strategy 'zephyr.nectar' for rl=kto"]),
     ('empty-datasets', BASE.replace('datasets:\n  - path: prefnb:toy-orca\n    type: chatml.intel', 'datasets: []'),

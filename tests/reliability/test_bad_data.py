@@ -5,7 +5,7 @@ import json, shutil
 import pytest
 from prefnb.core import UserError
 from prefnb import data as D
-from prefnb.testing import toy_rows, write_toy_file
+from prefnb.zoo import toy_rows, write_toy_file
 from _reliability import FORMATS, write_rows, write_yaml, example, in_process, prefnb, assert_user_error, snapshot
 
 FIX = 'Fix the data, or set on_bad_rows: drop to skip such rows (they are counted in the data report)'

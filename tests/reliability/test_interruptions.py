@@ -38,7 +38,7 @@ def _run_copy(finished_run, tmp_path):
     pytest.param('truncated-weights'),
 ])
 def test_resume_skips_a_half_written_checkpoint(how, finished_run, tmp_path, capsys):
-    from prefnb.trainer import checkpoints, resume_checkpoint, train
+    from prefnb.run import checkpoints, resume_checkpoint, train
     run = _run_copy(finished_run, tmp_path)
     _half_written(run, 6, how)
     cfg = _cfg(run, resume_from_checkpoint='auto')
@@ -65,7 +65,7 @@ def _finite_weights(folder):
 
 @pytest.mark.parametrize('value', [float('nan'), float('inf')], ids=['nan', 'inf'])
 def test_non_finite_loss_stops_at_that_step(value, tmp_path):
-    from prefnb.trainer import train
+    from prefnb.run import train
     run = tmp_path/'run'
     with warnings_off(), pytest.raises(UserError) as e: train(_cfg(run, max_steps=6), callbacks=[Poison(3, value)])
     assert str(e.value).startswith(f'loss became NaN/inf at step 4: training stopped and nothing was saved after it (checkpoints in {run} are intact)')
@@ -76,7 +76,7 @@ def test_non_finite_loss_stops_at_that_step(value, tmp_path):
 def test_nan_guard_stops_on_a_non_finite_logged_loss():
     "The guard itself: a logged NaN/inf loss stops training and cancels the save of that step."
     from transformers import TrainerControl, TrainerState
-    from prefnb.trainer import NanGuard
+    from prefnb.run import NanGuard
     for bad in (float('nan'), float('inf'), float('-inf')):
         g, state, control = NanGuard(), TrainerState(), TrainerControl()
         state.global_step, control.should_save = 7, True
@@ -115,7 +115,7 @@ def test_kill_9_during_frequent_checkpoints_then_resume_finishes(tmp_path):
     while not (run/'checkpoint-2'/'trainer_state.json').exists() and p.poll() is None and time.time() - t < 300: time.sleep(0.01)
     p.send_signal(signal.SIGKILL); p.wait(timeout=60)
     assert p.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
-    from prefnb.trainer import checkpoints
+    from prefnb.run import checkpoints
     done = checkpoints(run)
     assert done and not (run/'model.safetensors').exists()
     r = prefnb('train', EXAMPLES/'tiny-dpo.yml', *base, 'resume_from_checkpoint=auto')

@@ -24,7 +24,7 @@ datasets.disable_progress_bars()
 tok = None
 if with_tok:
     from transformers import AutoTokenizer
-    from prefnb.testing import resolve_model
+    from prefnb.zoo import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
 def anon():   # private (anonymous) resident memory; memory-mapped Arrow pages are file-backed and not counted
     for l in open('/proc/self/status'):
