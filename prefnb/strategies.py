@@ -334,8 +334,8 @@ def _render(tokenizer, msgs, tmpl, gen):
     import jinja2
     try: return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, chat_template=tmpl)
     except jinja2.TemplateError as e:
-        raise UserError(f'chat_template_jinja: the chat template cannot be rendered ({type(e).__name__}: {e}); '
-                        'check the template, or use a named chat_template') from None
+        raise UserError(f'chat template: cannot render the conversation ({type(e).__name__}: {e}); '
+                        'check chat_template / chat_template_jinja, or use chat_template: tokenizer_default') from None
 
 def _common(a, b):
     n = 0

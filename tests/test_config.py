@@ -5,6 +5,7 @@ import pytest, yaml
 from prefnb.core import UserError
 from prefnb.config import (PrefConfig, RULES, AXOLOTL_KEYS, DPO_LOSS_TYPES, check_config, load_config, read_config,
                            validate_config, method_trl_args, _short)
+from prefnb.templates import CHAT_TEMPLATES
 from prefnb.zoo import toy_rows
 
 FIX = Path(__file__).parent/'fixtures'/'axolotl'
@@ -96,6 +97,13 @@ CASES = {
         dict(rl='simpo', rl_beta=2.5), None, None),
     'strategy-name': (dict(datasets=[dict(path='Intel/orca_dpo_pairs', type='chatml.intell')]), None, None,
         None, dict(datasets=[dict(path='Intel/orca_dpo_pairs', type='chatml.intel')]), None, None),
+    'axolotl-plugin-option': (dict(use_swanlab=True, swanlab_project='p'), None, None,
+        'axolotl swanlab plugin options, which prefnb does not use (it loads no axolotl plugins): use_swanlab, swanlab_project (for SwanLab tracking here, set report_to: [swanlab])',
+        dict(report_to=['swanlab']), None, None),
+    'chat-template-name': (dict(datasets=[dict(path='a/b', type='chat_template.default', chat_template='cohere')]), None, None,
+        "datasets[0].chat_template: 'cohere' is an axolotl template that prefnb does not render; use tokenizer_default (the model's own template), one of "
+        + ', '.join(sorted(CHAT_TEMPLATES)) + ', tokenizer_default_fallback_NAME, or chat_template: jinja with chat_template_jinja',
+        dict(datasets=[dict(path='a/b', type='chat_template.default', chat_template='qwen_25')]), None, None),
     'warmup-both': (dict(warmup_steps=10, warmup_ratio=0.1), None, None, 'warmup_steps: 10 and warmup_ratio: 0.1: give one of them.',
         dict(warmup_steps=10, warmup_ratio=None), None, None),
     'steps-and-per-epoch': (dict(eval_steps=10, evals_per_epoch=2, save_steps=5, saves_per_epoch=1), None, None,

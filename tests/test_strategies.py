@@ -212,3 +212,22 @@ def test_import_strategies_on_purpose(tmp_path):
         assert S.load('myqa', rl='kto')(dict(q='Q', a='A', ok=True)) == dict(prompt='Q', completion='A', label=True)
     finally: S.REGISTRY.pop(('kto', 'myqa.default'), None)
     with pytest.raises(UserError, match="import_strategies: no such file"): S.import_strategies(str(tmp_path/'nope.py'))
+
+# ---- every named template through chat_template.default: the answer is the template's own closing of the turn
+NAMED_TURN_END = {'chatml': '<|im_end|>', 'qwen_25': '<|im_end|>', 'qwen3': '<|im_end|>', 'llama3': '<|eot_id|>', 'llama3_2': '<|eot_id|>',
+                  'mistral_v1': '</s>', 'mistral_v2v3': '</s>', 'mistral_v3_tekken': '</s>', 'mistral_v7_tekken': '</s>',
+                  'gemma3': '<end_of_turn>', 'phi_3': '<|end|>', 'phi_35': '<|end|>', 'phi_4': '<|im_end|>',
+                  'deepseek_v2': '</s>', 'deepseek_v3': '<｜end▁of▁sentence｜>', 'zephyr': '</s>'}
+
+@pytest.mark.parametrize('name', sorted(NAMED_TURN_END))
+def test_named_templates_through_chat_template_default(toks, name):
+    from prefnb.templates import render_chat
+    tok = toks['llama']; tok_eos = tok.eos_token
+    tok.eos_token = '</s>' if NAMED_TURN_END[name] == '</s>' else tok_eos
+    try:
+        msgs = [dict(role='system', content='Be brief.'), dict(role='user', content='Hi'), dict(role='assistant', content='Hello!'),
+                dict(role='user', content='Name a colour.')]
+        out = S.load('chat_template.default', tokenizer=tok, chat_template=name)(dict(messages=msgs, chosen='Blue.', rejected='Red, I think.'))
+        assert out['prompt'] == render_chat(name, msgs, True, bos_token=tok.bos_token, eos_token=tok.eos_token)
+        assert out['chosen'] == 'Blue.' + NAMED_TURN_END[name] and out['rejected'] == 'Red, I think.' + NAMED_TURN_END[name]
+    finally: tok.eos_token = tok_eos
