@@ -39,7 +39,7 @@ setuptools.setup(
     install_requires=requirements,
     extras_require={
         'dev': dev_requirements,
-        'quantization': ['bitsandbytes>=0.45.1'],
+        'quantization': ['bitsandbytes>=0.45.1,<0.51'],
     },
     python_requires='>=' + min_python,
     zip_safe=False,

@@ -618,23 +618,28 @@ def format_result(r:CheckResult, name:str='config')->str:
                      [f'warning [{p.rule}]: {p.message}' for p in r.warnings])
 
 def check_cli(argv:list[str]=None)->int:
-    "prefnb check CONFIG [--json]: print errors and warnings; exit 0 when valid, 2 when not."
+    "prefnb check CONFIG [--gpu NAME] [--json]: print errors, warnings and the device plan; exit 0 when valid, 2 when not."
+    from prefnb.memory import GPUS, device_plan, format_device_plan, gpu_facts
     ap = argparse.ArgumentParser('prefnb check', description='Validate a prefnb (or axolotl) preference config.')
     ap.add_argument('config', help='YAML config file')
-    ap.add_argument('--gpu', help='also estimate peak memory and check it fits this GPU (T4, L4, A100-40GB, A100-80GB, H100-80GB or GiB)')
-    ap.add_argument('--json', action='store_true', help='print JSON: {valid, errors, warnings[, memory]}')
+    ap.add_argument('--gpu', help=f"also print the device plan and check the memory for this GPU ({', '.join(GPUS)}), or give GiB for memory only")
+    ap.add_argument('--json', action='store_true', help='print JSON: {valid, errors, warnings[, device, memory]}')
     a = ap.parse_args(argv)
-    r = check_config(a.config)
-    plan = None
-    if a.gpu and r.ok:
-        try: gpu = float(a.gpu)
-        except ValueError: gpu = a.gpu
-        plan = plan_for(r.config, gpu)
+    try: gpu = float(a.gpu) if a.gpu else None
+    except ValueError: gpu = a.gpu
+    facts = gpu_facts(gpu) if isinstance(gpu, str) else None
+    r = check_config(a.config, device=facts)
+    dev = mem = None
+    if gpu is not None and r.ok:
+        dev = device_plan(r.config, facts) if facts else None
+        mem = plan_for(r.config, gpu)
     if a.json:
         d = dict(valid=r.ok, errors=[vars(p) for p in r.errors], warnings=[vars(p) for p in r.warnings])
-        if plan: d['memory'] = plan.to_dict()
+        if dev: d['device'] = dev
+        if mem: d['memory'] = mem.to_dict()
         print(json.dumps(d, indent=2))
     else:
         print(format_result(r, a.config))
-        if plan: print('memory (estimate):\n' + plan.table())
-    return 0 if r.ok else 2
+        if dev: print(f'device plan ({facts["name"]}):\n' + format_device_plan(dev))
+        if mem: print('memory (estimate):\n' + mem.table())
+    return 0 if r.ok and not (dev and dev['refusals']) else 2

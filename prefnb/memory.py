@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['GPUS', 'WEIGHT_BYTES', 'OPTIMIZER_STATES', 'CUDA_OVERHEAD', 'GiB', 'ModelSpec', 'model_spec', 'weight_bytes',
-           'optimizer_bytes', 'activation_bytes', 'logits_bytes', 'MemoryPlan', 'gpu_memory', 'plan_memory']
+           'optimizer_bytes', 'activation_bytes', 'logits_bytes', 'MemoryPlan', 'gpu_memory', 'plan_memory',
+           'gpu_facts', 'device_plan', 'format_device_plan']
 
 # %% ../nbs/04_memory.ipynb #20edb379
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ def model_spec(model:str|float|int, # a model path or hub name (config only is r
                      kv_dim=(getattr(tc, 'num_key_value_heads', None) or tc.num_attention_heads)*hd, vocab=tc.vocab_size)
 
 # %% ../nbs/04_memory.ipynb #1d0acef8
-GPUS = {  # name: (usable GiB as torch reports it, bf16 support)
-    'T4': (15.0, False), 'L4': (22.5, True), 'A100-40GB': (39.4, True), 'A100-80GB': (79.1, True), 'H100-80GB': (79.1, True)}
+GPUS = {  # name: (usable GiB per GPU as torch reports it, compute capability, GPUs)
+    'T4': (15.0, 7.5, 1), '2xT4': (15.0, 7.5, 2), 'P100': (15.9, 6.0, 1), 'L4': (22.5, 8.9, 1),
+    'A100-40GB': (39.4, 8.0, 1), 'A100-80GB': (79.1, 8.0, 1), 'H100-80GB': (79.1, 9.0, 1)}
 
 WEIGHT_BYTES = {'fp32': 4, 'bf16': 2, 'fp16': 2, '8bit': 1, '4bit': 4.127/8}
 OPTIMIZER_STATES = {  # name: bytes of state per trainable parameter, as a function of the parameter's element size
@@ -194,3 +196,80 @@ def _advice(spec, method, setup, gpu):
         p = plan_memory(spec, method, gpu=gpu, advise=False, **setup)
         if p.fits: return steps + [f'then it needs ~{p.total_gib:.1f} GiB and fits']
     return steps + ['still does not fit: use a smaller model or a larger GPU']
+
+# %% ../nbs/04_memory.ipynb #8ca69953
+def gpu_facts(gpu:str # a `GPUS` name ('T4', '2xT4', 'P100', 'A100-40GB', ...) or 'cpu'
+             )->dict: # `prefnb.core.device_info`-style facts, with this machine's packages
+    "The device facts of a GPU by name, for planning a run on a GPU this machine does not have."
+    from prefnb.core import version_of
+    env = dict(flash_attn=version_of('flash-attn') is not None, bitsandbytes=version_of('bitsandbytes'), world_size=1)
+    if str(gpu).lower() == 'cpu': return dict(kind='cpu', name='cpu', count=1, capability=None, bf16=False, total_gib=None, free_gib=None, **env)
+    name, gib = gpu_memory(gpu)
+    if name not in GPUS: raise UserError(f"gpu: got {gpu!r}; the device plan needs a GPU by name ({', '.join(GPUS)})")
+    _, cap, n = GPUS[name]
+    return dict(kind='cuda', name=name, count=n, capability=cap, bf16=cap >= 8.0, total_gib=gib, free_gib=gib, **env)
+
+# %% ../nbs/04_memory.ipynb #d4c7cab9
+_DTYPES = dict(bf16='bfloat16', fp16='float16', fp32='float32')
+_PICK = "Pick a T4 instead (Kaggle: Settings > Accelerator > GPU T4 x2; Colab: Runtime > Change runtime type > T4 GPU)"
+
+def _precision(cfg, f, cap, refusals):
+    "Precision and the reason for it (appends refusals)."
+    from prefnb.core import auto_precision
+    name = f"{f.get('name') or 'this GPU'} (compute capability {cap:g})" if cap is not None else f.get('name') or 'this GPU'
+    if cfg.bf16 is True and cfg.fp16 is True: refusals.append('bf16: true and fp16: true: choose one; set both to auto to let prefnb pick for the GPU')
+    if f['kind'] != 'cuda':
+        if cfg.bf16 is True or cfg.fp16 is True:
+            refusals.append(f"bf16/fp16: mixed precision needs a CUDA GPU and this machine has {f['kind']}; set bf16: auto and fp16: auto to train in fp32 here")
+        return 'fp32', f"no CUDA GPU: fp32 on {f['kind']}"
+    auto = auto_precision(f)
+    if cfg.bf16 is True and auto != 'bf16':
+        refusals.append(f"bf16: true, but {name} has no native bf16 (it needs 8.0 or newer; torch would emulate it, "
+                        "about 30x slower); set bf16: auto (prefnb then uses fp16 with loss scaling)")
+    if cfg.bf16 is True or (cfg.bf16 == 'auto' and cfg.fp16 is not True and auto == 'bf16'): return 'bf16', f'{name} has native bf16'
+    if cfg.fp16 is not False:
+        why = 'fp16: true' if cfg.fp16 is True else 'bf16: false' if auto == 'bf16' else f'{name} has no native bf16'
+        return 'fp16', f'{why}: fp16 with loss scaling, trainable weights kept in fp32'
+    return 'fp32', 'bf16 and fp16 switched off'
+
+# %% ../nbs/04_memory.ipynb #4fcea1a1
+def device_plan(cfg, # a `PrefConfig` (reads rl, adapter, load_in_4bit, load_in_8bit, bf16, fp16)
+                facts:dict # from `prefnb.core.device_info` or `gpu_facts`
+               )->dict: # precision, dtypes, attention, GPUs, advice, refusals, and TRL's bf16 / fp16 / use_cpu flags
+    "What training `cfg` on the device `facts` does, decided before anything is loaded."
+    kind, cap = facts['kind'], facts.get('capability')
+    refusals, advice = [], []
+    if kind == 'cuda' and cap is not None and cap < 7.0:
+        refusals.append(f"{facts.get('name') or 'this GPU'} has compute capability {cap:g}: PyTorch's CUDA builds (Kaggle's included) "
+                        f"ship no kernels for it and TRL's Triton log-prob kernels need 7.0 or newer. {_PICK}.")
+    precision, reason = _precision(cfg, facts, cap, refusals)
+    compute = _DTYPES[precision]
+    quant = '4bit' if cfg.adapter == 'qlora' or cfg.load_in_4bit else '8bit' if cfg.load_in_8bit else None
+    if quant and not facts.get('bitsandbytes'):
+        refusals.append(f"adapter: {cfg.adapter} / load_in_{quant}: needs bitsandbytes; pip install 'prefnb[quantization]'")
+    if quant and kind == 'mps': refusals.append(f'load_in_{quant}: bitsandbytes has no Apple MPS backend; use adapter: lora without quantisation')
+    if quant and kind == 'cpu': advice.append("4/8-bit on CPU runs on bitsandbytes' CPU backend: slow, for tests and tiny models")
+    weights = {'4bit': 'nf4', '8bit': 'int8', None: compute if cfg.adapter else 'float32'}[quant]
+    fa2 = kind == 'cuda' and (cap or 0) >= 8.0 and precision != 'fp32' and bool(facts.get('flash_attn'))
+    if kind == 'cuda' and facts.get('flash_attn') and (cap or 0) < 8.0:
+        advice.append(f'flash-attn is installed, but FlashAttention 2 needs compute capability 8.0 or newer ({cap:g} here): SDPA')
+    n, world = facts.get('count') or 1, facts.get('world_size') or 1
+    if kind == 'cuda' and n > 1 and world == 1:
+        advice.append(f"{n} GPUs and no launcher (a notebook): training on GPU 0 only, since TRL's DPO/KTO refuse nn.DataParallel and "
+                      f"ORPO/SimPO would put a {n}x batch on GPU 0. For all {n}, run from a terminal: torchrun --nproc_per_node {n} "
+                      f"-m prefnb.cli train CONFIG (or accelerate launch --num_processes {n} -m prefnb.cli train CONFIG)")
+    return dict(device=facts.get('name') or kind, kind=kind, capability=cap, precision=precision, reason=reason,
+                compute_dtype=compute, weight_dtype=weights, load_dtype='float32' if cfg.adapter is None else compute,
+                trainable_dtype='float32', attention='flash_attention_2' if fa2 else 'sdpa',
+                processes=world, gpus=(world if world > 1 else 1) if kind == 'cuda' else 0,
+                bf16=precision == 'bf16', fp16=precision == 'fp16', use_cpu=kind == 'cpu', advice=advice, refusals=refusals)
+
+# %% ../nbs/04_memory.ipynb #6a97c5f9
+def format_device_plan(p:dict # from `device_plan`
+                      )->str:
+    "The device plan as aligned text lines, refusals first."
+    rows = [('device', p['device'] + (f" (compute capability {p['capability']:g})" if p['capability'] is not None else '')),
+            ('precision', f"{p['precision']} ({p['reason']})"), ('compute dtype', p['compute_dtype']),
+            ('base weights', p['weight_dtype']), ('trainable', p['trainable_dtype']), ('attention', p['attention']),
+            ('GPUs', f"{p['gpus']} ({p['processes']} process{'es' * (p['processes'] > 1)})")]
+    return '\n'.join([f'REFUSED: {r}' for r in p['refusals']] + [f'{k:<15} {v}' for k, v in rows] + [f'note: {a}' for a in p['advice']])

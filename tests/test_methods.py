@@ -116,7 +116,8 @@ def test_fit_and_advice():
     assert p.advice[-1].startswith('then it needs ~') and p.advice[-1].endswith('GiB and fits')
     assert plan_memory(0.5e9, 'dpo', adapter='lora', gpu='T4').fits is True
     assert plan_memory(400e9, 'dpo', gpu='T4').advice[-1] == 'still does not fit: use a smaller model or a larger GPU'
-    assert set(GPUS) == {'T4', 'L4', 'A100-40GB', 'A100-80GB', 'H100-80GB'} and GPUS['T4'][1] is False
+    assert set(GPUS) == {'T4', '2xT4', 'P100', 'L4', 'A100-40GB', 'A100-80GB', 'H100-80GB'} and GPUS['T4'][1:] == (7.5, 1)
+    assert gpu_memory('2xT4') == ('2xT4', 15.0)   # per GPU: each process holds a whole copy
     assert gpu_memory('h100') == ('H100-80GB', 79.1)
     with pytest.raises(UserError, match="optimizer: got 'lion'"): plan_memory(1e9, optimizer='lion')
 
