@@ -32,6 +32,7 @@ setuptools.setup(
         'Natural Language :: ' + cfg['language'].title(),
         'Programming Language :: Python :: 3.11',
         'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ],
     packages=setuptools.find_packages(include=['prefnb', 'prefnb.*']),

@@ -142,6 +142,7 @@ class PrefConfig(BaseModel):
     datasets: list[DatasetEntry] = Field(min_length=1) # training datasets
     test_datasets: list[DatasetEntry]|None = None      # evaluation datasets
     val_set_size: float = Field(0.0, ge=0, lt=1)       # fraction of training rows held out for eval when no test_datasets
+    val_set_max_rows: int|None = Field(256, ge=1)      # at most this many val_set_size rows (the rest train): eval stays cheap on big datasets; None: no cap
     sequence_len: int = Field(1024, ge=16)             # max tokens of prompt + response
     excess_length_strategy: Literal['drop', 'truncate', 'raise'] = 'drop'  # what to do with rows longer than sequence_len
     on_bad_rows: Literal['error', 'drop'] = 'error'    # malformed rows: stop with the row named, or drop and report
@@ -601,13 +602,14 @@ def plan_for(cfg:PrefConfig, # a loaded config
              gpu:str|float|None=None, # GPU name from `prefnb.memory.GPUS` or GiB, to check the fit
              model=None # override the model (a path, a parameter count or a `ModelSpec`); default cfg.base_model
             ):
-    "The memory plan (`prefnb.memory.MemoryPlan`) of `cfg` on `gpu`."
-    from prefnb.memory import plan_memory
+    "The memory plan (`prefnb.memory.MemoryPlan`) of `cfg` on `gpu`, in the precision the device plan picks there."
+    from prefnb.memory import device_plan, gpu_facts, plan_memory
+    dtype = device_plan(cfg, gpu_facts(gpu))['precision'] if isinstance(gpu, str) else 'bf16'
     adapter = 'qlora' if cfg.load_in_4bit and cfg.adapter else cfg.adapter
     return plan_memory(model or cfg.base_model, cfg.rl, adapter=adapter, load_in_8bit=cfg.load_in_8bit,
                        micro_batch_size=cfg.micro_batch_size, sequence_len=cfg.sequence_len,
                        gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora_r, optimizer=cfg.optimizer,
-                       precompute_ref_log_probs=cfg.precompute_ref_log_probs, gpu=gpu)
+                       precompute_ref_log_probs=cfg.precompute_ref_log_probs, dtype=dtype, gpu=gpu)
 
 # %% ../nbs/06_config.ipynb #dd7cfbfc
 def format_result(r:CheckResult, name:str='config')->str:
