@@ -32,6 +32,7 @@ setuptools.setup(
         'Natural Language :: ' + cfg['language'].title(),
         'Programming Language :: Python :: 3.11',
         'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
     ],
     packages=setuptools.find_packages(include=['prefnb', 'prefnb.*']),
@@ -39,7 +40,7 @@ setuptools.setup(
     install_requires=requirements,
     extras_require={
         'dev': dev_requirements,
-        'quantization': ['bitsandbytes>=0.45.1'],
+        'quantization': ['bitsandbytes>=0.45.1,<0.51'],
     },
     python_requires='>=' + min_python,
     zip_safe=False,

@@ -171,6 +171,7 @@ class PrefConfig(BaseModel):
     datasets: list[DatasetEntry] = Field(min_length=1) # training datasets
     test_datasets: list[DatasetEntry]|None = None      # evaluation datasets
     val_set_size: float = Field(0.0, ge=0, lt=1)       # fraction of training rows held out for eval when no test_datasets
+    val_set_max_rows: int|None = Field(256, ge=1)      # at most this many val_set_size rows (the rest train): eval stays cheap on big datasets; None: no cap
     sequence_len: int = Field(1024, ge=16)             # max tokens of prompt + response
     excess_length_strategy: Literal['drop', 'truncate', 'raise'] = 'drop'  # what to do with rows longer than sequence_len
     on_bad_rows: Literal['error', 'drop'] = 'error'    # malformed rows: stop with the row named, or drop and report
@@ -655,13 +656,14 @@ def plan_for(cfg:PrefConfig, # a loaded config
              gpu:str|float|None=None, # GPU name from `prefnb.memory.GPUS` or GiB, to check the fit
              model=None # override the model (a path, a parameter count or a `ModelSpec`); default cfg.base_model
             ):
-    "The memory plan (`prefnb.memory.MemoryPlan`) of `cfg` on `gpu`."
-    from prefnb.memory import plan_memory
+    "The memory plan (`prefnb.memory.MemoryPlan`) of `cfg` on `gpu`, in the precision the device plan picks there."
+    from prefnb.memory import device_plan, gpu_facts, plan_memory
+    dtype = device_plan(cfg, gpu_facts(gpu))['precision'] if isinstance(gpu, str) else 'bf16'
     adapter = 'qlora' if cfg.load_in_4bit and cfg.adapter else cfg.adapter
     return plan_memory(model or cfg.base_model, cfg.rl, adapter=adapter, load_in_8bit=cfg.load_in_8bit,
                        micro_batch_size=cfg.micro_batch_size, sequence_len=cfg.sequence_len,
                        gradient_checkpointing=cfg.gradient_checkpointing, lora_r=cfg.lora_r, optimizer=cfg.optimizer,
-                       precompute_ref_log_probs=cfg.precompute_ref_log_probs, gpu=gpu)
+                       precompute_ref_log_probs=cfg.precompute_ref_log_probs, dtype=dtype, gpu=gpu)
 
 # %% ../nbs/06_config.ipynb #dd7cfbfc
 def format_result(r:CheckResult, name:str='config')->str:
@@ -672,23 +674,28 @@ def format_result(r:CheckResult, name:str='config')->str:
                      [f'warning [{p.rule}]: {p.message}' for p in r.warnings])
 
 def check_cli(argv:list[str]=None)->int:
-    "prefnb check CONFIG [--json]: print errors and warnings; exit 0 when valid, 2 when not."
+    "prefnb check CONFIG [--gpu NAME] [--json]: print errors, warnings and the device plan; exit 0 when valid, 2 when not."
+    from prefnb.memory import GPUS, device_plan, format_device_plan, gpu_facts
     ap = argparse.ArgumentParser('prefnb check', description='Validate a prefnb (or axolotl) preference config.')
     ap.add_argument('config', help='YAML config file')
-    ap.add_argument('--gpu', help='also estimate peak memory and check it fits this GPU (T4, L4, A100-40GB, A100-80GB, H100-80GB or GiB)')
-    ap.add_argument('--json', action='store_true', help='print JSON: {valid, errors, warnings[, memory]}')
+    ap.add_argument('--gpu', help=f"also print the device plan and check the memory for this GPU ({', '.join(GPUS)}), or give GiB for memory only")
+    ap.add_argument('--json', action='store_true', help='print JSON: {valid, errors, warnings[, device, memory]}')
     a = ap.parse_args(argv)
-    r = check_config(a.config)
-    plan = None
-    if a.gpu and r.ok:
-        try: gpu = float(a.gpu)
-        except ValueError: gpu = a.gpu
-        plan = plan_for(r.config, gpu)
+    try: gpu = float(a.gpu) if a.gpu else None
+    except ValueError: gpu = a.gpu
+    facts = gpu_facts(gpu) if isinstance(gpu, str) else None
+    r = check_config(a.config, device=facts)
+    dev = mem = None
+    if gpu is not None and r.ok:
+        dev = device_plan(r.config, facts) if facts else None
+        mem = plan_for(r.config, gpu)
     if a.json:
         d = dict(valid=r.ok, errors=[vars(p) for p in r.errors], warnings=[vars(p) for p in r.warnings])
-        if plan: d['memory'] = plan.to_dict()
+        if dev: d['device'] = dev
+        if mem: d['memory'] = mem.to_dict()
         print(json.dumps(d, indent=2))
     else:
         print(format_result(r, a.config))
-        if plan: print('memory (estimate):\n' + plan.table())
-    return 0 if r.ok else 2
+        if dev: print(f'device plan ({facts["name"]}):\n' + format_device_plan(dev))
+        if mem: print('memory (estimate):\n' + mem.table())
+    return 0 if r.ok and not (dev and dev['refusals']) else 2

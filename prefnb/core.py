@@ -56,35 +56,40 @@ def cached_build(name:str, # what is built, e.g. 'tiny-chatml'; the folder is `N
 
 # %% ../nbs/00_core.ipynb #1bc360b5
 def device_info()->dict:
-    "The accelerator we would train on: kind, name, bf16 support, memory in GiB (total and free)."
+    "The facts of the accelerator we would train on: kind, name, count, capability, native bf16, memory in GiB, packages, world size."
     import torch
+    env = dict(flash_attn=version_of('flash-attn') is not None, bitsandbytes=version_of('bitsandbytes'),
+               world_size=int(os.environ.get('WORLD_SIZE', 1)))
     if torch.cuda.is_available():
         free, total = torch.cuda.mem_get_info(0)
-        return dict(kind='cuda', name=torch.cuda.get_device_name(0), count=torch.cuda.device_count(),
-                    bf16=torch.cuda.is_bf16_supported(), total_gib=round(total/2**30, 2),
-                    free_gib=round(free/2**30, 2), capability='.'.join(map(str, torch.cuda.get_device_capability(0))))
+        major, minor = torch.cuda.get_device_capability(0)
+        cap = major + minor/10
+        return dict(kind='cuda', name=torch.cuda.get_device_name(0), count=torch.cuda.device_count(), capability=cap,
+                    bf16=cap >= 8.0 and torch.cuda.is_bf16_supported(including_emulation=False),
+                    total_gib=round(total/2**30, 2), free_gib=round(free/2**30, 2), **env)
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
-        return dict(kind='mps', name='Apple MPS', count=1, bf16=False, total_gib=None, free_gib=None, capability=None)
-    return dict(kind='cpu', name=platform.processor() or platform.machine(), count=os.cpu_count(),
-                bf16=False, total_gib=None, free_gib=None, capability=None)
+        return dict(kind='mps', name='Apple MPS', count=1, capability=None, bf16=False, total_gib=None, free_gib=None, **env)
+    return dict(kind='cpu', name=platform.processor() or platform.machine(), count=os.cpu_count(), capability=None,
+                bf16=False, total_gib=None, free_gib=None, **env)
 
 # %% ../nbs/00_core.ipynb #8ad0d0d6
-def auto_precision(info:dict=None # from `device_info`; read from the machine when None
+def auto_precision(info:dict=None # from `device_info` (or `prefnb.memory.gpu_facts`); read from the machine when None
                   )->str: # 'bf16', 'fp16' or 'fp32'
     "The precision a careful practitioner picks for this device."
     info = info or device_info()
-    if info['kind'] == 'cuda': return 'bf16' if info['bf16'] else 'fp16'
-    return 'fp32'
+    if info['kind'] != 'cuda': return 'fp32'
+    native = (info.get('capability') or 0) >= 8.0 and info.get('bf16', True) is not False
+    return 'bf16' if native else 'fp16'
 
 # %% ../nbs/00_core.ipynb #7dfc3829
 def bitsandbytes_status()->str:
     "One line on whether 4/8-bit loading through bitsandbytes can work here."
     v = version_of('bitsandbytes')
-    if v is None: return 'not installed (pip install bitsandbytes for QLoRA / 8-bit)'
-    import torch
-    if not torch.cuda.is_available(): return f'{v} installed, but no CUDA GPU: 4/8-bit training needs one'
+    if v is None: return "not installed (pip install 'prefnb[quantization]' for QLoRA / 8-bit)"
     try: importlib.import_module('bitsandbytes')
     except Exception as e: return f'{v} installed but fails to import: {e}'
+    import torch
+    if not torch.cuda.is_available(): return f"{v} ok on its CPU backend (slow: for tests and tiny models; train on a GPU)"
     return f'{v} ok'
 
 # %% ../nbs/00_core.ipynb #3af41f89

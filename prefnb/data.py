@@ -10,7 +10,7 @@ __all__ = ['FORMATS', 'IDS', 'ENTRY_OPTIONS', 'COLOURS', 'get', 'check_file', 'd
            'plot_lengths', 'preview_cli']
 
 # %% ../nbs/08_data.ipynb #4a95bd33
-import json
+import json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import UserError
@@ -463,21 +463,23 @@ def prepare(config, # a PrefConfig, a dict or a namespace with the same field na
     columns = {tuple(d.column_names) for d in train}
     if len(columns) > 1: raise UserError(f"datasets: entries give different columns {sorted(columns)}; use strategies of one method")
     train = _concat(train, seed)
-    ev, ev_reps = None, []
+    ev, ev_reps, capped = None, [], None
     if get(config, 'test_datasets'):
         parts = []
         for i, e in enumerate(get(config, 'test_datasets')):
             ds, rep = prepare_entry(e, i, config, tokenizer, 'test'); parts.append(ds); ev_reps.append(rep)
         ev = _concat(parts, seed)
     elif (v := get(config, 'val_set_size')) and v > 0:
-        try: sp = train.train_test_split(test_size=int(v) if v >= 1 else v, seed=seed)   # datasets' rule: the test share rounds up
+        asked, cap = int(v) if v >= 1 else math.ceil(v*len(train)), get(config, 'val_set_max_rows')   # datasets' rule: the test share rounds up
+        if cap and asked > cap: capped = dict(asked=asked, kept=cap)
+        try: sp = train.train_test_split(test_size=cap if capped else int(v) if v >= 1 else v, seed=seed)
         except ValueError: raise UserError(f"val_set_size: {v} leaves no training rows out of {len(train)} kept; use a smaller fraction or count") from None
         train, ev = _contiguous(sp['train']), _contiguous(sp['test'])
     if len(train) == 0: raise UserError(f"datasets: no training rows left after preparation:\n{format_report(dict(datasets=reps + ev_reps, totals=_totals(reps)))}")
     report = dict(rl=rl, sequence_len=get(config, 'sequence_len') if tokenizer is not None else None,
                   excess_length_strategy=get(config, 'excess_length_strategy'), on_bad_rows=get(config, 'on_bad_rows'),
                   datasets=reps + ev_reps, totals=_totals(reps), eval_totals=_totals(ev_reps) if ev_reps else None,
-                  train_rows=len(train), eval_rows=len(ev) if ev is not None else 0)
+                  train_rows=len(train), eval_rows=len(ev) if ev is not None else 0, eval_capped=capped)
     return PreparedData(train, ev, report)
 
 # %% ../nbs/08_data.ipynb #191a4d64
@@ -491,7 +493,9 @@ def format_report(report:dict # `PreparedData.report`
                      + (f", BOS stripped {r['bos_stripped']}" if r['bos_stripped'] else '') + (f", unpaired to {r['rows_out']} rows" if r['unpaired'] else '')
                      + (f", {r['duplicates']} duplicate rows (kept)" if r.get('duplicates') else ''))
         for k, v in r['dropped_reasons'].items(): lines.append(f"      dropped {v}: {k}")
-    if 'train_rows' in report: lines.append(f"  train rows {report['train_rows']}, eval rows {report['eval_rows']}")
+    if 'train_rows' in report: lines.append(f"  train rows {report['train_rows']}, eval rows {report['eval_rows']}"
+                                            + (f" (val_set_size asked for {c['asked']}, capped at val_set_max_rows {c['kept']}; the rest train)"
+                                               if (c := report.get('eval_capped')) else ''))
     return '\n'.join(lines)
 
 # %% ../nbs/08_data.ipynb #da501e54

@@ -40,6 +40,7 @@ class Method:
     paper: str             # first paper, with its arXiv link
     layout: str            # how TRL tokenises a row: 'dpo' (prompt and completions apart), 'cpo' (whole sequences), 'kto' (one completion)
     strategies: tuple      # the dataset-type families it reads (`prefnb.strategies`); the first is its own
+    head: str = 'full'     # how TRL 1.16 scores tokens: 'chunked' (fused LM head, no full logits) or 'full' (B x S x V logits); the planner reads it
     def hparam(self, name): return next((h for h in self.hparams if h.field == name), None)
     def defaults(self)->dict: return {h.field: h.default for h in self.hparams}
 
@@ -69,14 +70,14 @@ METHODS = {m.name: m for m in [
         dict(full=(1e-7, 1e-5, 5e-7), lora=(1e-6, 1e-4, 5e-6)),
         'raise the log-prob ratio of chosen over rejected relative to a frozen reference; the reward is implicit',
         'Rafailov et al. 2023, Direct Preference Optimization, https://arxiv.org/abs/2305.18290',
-        layout='dpo', strategies=('paired',)),
+        layout='dpo', strategies=('paired',), head='chunked'),
     Method('ipo', 'IPO', 'paired', True, 2.0, ('trl', 'DPOTrainer'), ('trl', 'DPOConfig'), ['ipo'], _DPO_METRICS,
         (_beta(0.1, 0.01, 1.0, "the paper's tau: larger keeps the policy closer to the reference"), _PRECOMPUTE, _PADDING_FREE),
         dict(rl_beta='beta', precompute_ref_log_probs='precompute_ref_log_probs'),
         dict(full=(1e-7, 1e-5, 5e-7), lora=(1e-6, 1e-4, 5e-6)),
         "regress the length-normalised log-ratio margin to 1/(2 tau) instead of pushing it to infinity: resists overfitting",
         'Azar et al. 2023, A General Theoretical Paradigm to Understand Learning from Human Preferences, https://arxiv.org/abs/2310.12036',
-        layout='dpo', strategies=('paired',)),
+        layout='dpo', strategies=('paired',), head='chunked'),
     Method('kto', 'KTO', 'unpaired', True, 2.0, ('trl', 'KTOTrainer'), ('trl', 'KTOConfig'), 'kto',
         ('kl',) + tuple(k for k in _DPO_METRICS if k not in ('rewards/accuracies', 'mean_token_accuracy')),
         (_beta(0.1, 0.01, 0.5, 'strength of the pull toward the reference'),
@@ -88,7 +89,7 @@ METHODS = {m.name: m for m in [
         dict(full=(1e-7, 1e-5, 5e-7), lora=(1e-6, 1e-4, 5e-6)),
         'learn from single completions labelled good or bad, with a prospect-theory value relative to a batch KL estimate',
         'Ethayarajh et al. 2024, KTO: Model Alignment as Prospect Theoretic Optimization, https://arxiv.org/abs/2402.01306',
-        layout='kto', strategies=('kto',)),
+        layout='kto', strategies=('kto',), head='chunked'),
     Method('orpo', 'ORPO', 'paired', False, 1.0, ('trl.experimental.orpo', 'ORPOTrainer'), ('trl.experimental.orpo', 'ORPOConfig'),
         None, _CPO_METRICS + ('log_odds_ratio', 'log_odds_chosen'),
         (Hparam('orpo_alpha', 0.1, 0.01, 1.0, "the paper's lambda: weight of the odds-ratio term next to the SFT loss"),),

@@ -337,6 +337,31 @@ def test_cli_memory_plan(tmp_path):
     d = json.loads(r.stdout)
     assert r.returncode == 0 and d['memory']['gpu'] == 'T4' and d['memory']['fits'] is True
     assert d['memory']['parts_gib']['reference'] == 0
+    assert (d['device']['precision'], d['device']['trainable_dtype'], d['device']['attention']) == ('fp16', 'float32', 'sdpa')
+
+def check_in_process(*args):
+    "(exit code, stdout) of `prefnb check ARGS`, run in this process (the subprocess tests above cover the entry point)."
+    import contextlib, io
+    from prefnb.config import check_cli
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf): rc = check_cli(list(map(str, args)))
+    return rc, buf.getvalue()
+
+@pytest.mark.parametrize('gpu,precision,rc', [('A100-80GB', 'bf16', 0), ('T4', 'fp16', 0), ('P100', 'fp16', 2)])
+def test_cli_device_plan(gpu, precision, rc, tmp_path):
+    "check --gpu says what train will do there: the device plan, under `device` in --json; a refused GPU exits 2."
+    (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, adapter='lora')))
+    code, out = check_in_process(tmp_path/'c.yml', '--gpu', gpu, '--json'); d = json.loads(out)
+    assert (code, d['valid'], d['device']['precision'], bool(d['device']['refusals'])) == (rc, True, precision, rc == 2)
+    text = check_in_process(tmp_path/'c.yml', '--gpu', gpu)[1]
+    assert f'device plan ({gpu}):' in text and f"precision       {precision} (" in text and 'trainable       float32' in text
+    if rc: assert 'REFUSED: P100 has compute capability 6' in text
+
+def test_cli_bf16_rule_judges_the_named_gpu(tmp_path):
+    (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, bf16=True)))
+    code, out = check_in_process(tmp_path/'c.yml', '--gpu', 'T4')
+    assert code == 2 and 'error [bf16-unsupported]: bf16: true, but T4 does not support bf16' in out
+    assert check_in_process(tmp_path/'c.yml', '--gpu', 'A100-80GB')[0] == 0
 
 def test_trl_really_refuses_what_the_trl_rules_catch(tmp_path):
     "The exo_pair and aot rules mirror errors TRL raises when the trainer is built: check that TRL still raises them."

@@ -60,6 +60,18 @@ def test_val_set_size_and_test_datasets(toks):
     with pytest.raises(UserError, match='val_set_size: 300 leaves no training rows out of 256 kept'):
         D.prepare(cfg(base, val_set_size=300), toks['chatml'])
 
+def test_val_set_max_rows_caps_the_split_and_says_so(toks):
+    "2% of UltraFeedback is ~1200 rows evaluated every eval_steps; the config's default keeps at most 256, the rest train."
+    from prefnb.config import PrefConfig
+    assert PrefConfig.model_fields['val_set_max_rows'].default == 256
+    base = [dict(path='prefnb:toy-pairs', type='chatml.prompt_pairs')]
+    p = D.prepare(cfg(base, val_set_size=0.5, val_set_max_rows=40), toks['chatml'])
+    assert (len(p.train), len(p.eval)) == (216, 40) and p.report['eval_capped'] == dict(asked=128, kept=40)
+    assert 'eval rows 40 (val_set_size asked for 128, capped at val_set_max_rows 40; the rest train)' in D.format_report(p.report)
+    p = D.prepare(cfg(base, val_set_size=0.1, val_set_max_rows=40), toks['chatml'])
+    assert (len(p.train), len(p.eval), p.report['eval_capped']) == (230, 26, None)      # under the cap: the fraction as asked
+    assert len(D.prepare(cfg(base, val_set_size=0.5), toks['chatml']).eval) == 128      # a plain dict config has no cap
+
 # ---- bad rows: each names dataset, row, column, found and expected
 GOOD = dict(question='Q', chosen='C', rejected='R')
 @pytest.mark.parametrize('row,typ,msg', [
