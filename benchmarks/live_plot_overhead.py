@@ -1,11 +1,12 @@
 """How much training time does the live metrics view cost?
 
 Trains TRL's DPOTrainer on the tiny offline model (prefnb.zoo) with `LivePlotCallback(live=True)`.
-A notebook is stood in for by a display handle that renders the PNG on every update, which is what a
-Jupyter/Colab front end asks for. A second callback sleeps `--step-seconds` per optimizer step, so the
+With no notebook front end the view's widgets (a progress line and an image) are updated all the same,
+and every redraw renders the PNG the image widget holds, which is what a Jupyter/Colab front end shows.
+A second callback sleeps `--step-seconds` per optimizer step, so the
 steps last about as long as a small model's step on a free GPU (the tiny model alone takes ~25 ms).
 We report the time spent redrawing during training as a fraction of training time (the throttle keeps
-it under the budget, 2%), the cost of one redraw, what redrawing at every log would cost, and the
+it under the budget, 5% plus 3 s of grace), the cost of one redraw, what redrawing at every log would cost, and the
 one-off cost of writing metrics.png at the end.
 
     python benchmarks/live_plot_overhead.py [--steps 300] [--step-seconds 0.1]
@@ -17,7 +18,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--steps', type=int, default=300)
     ap.add_argument('--step-seconds', type=float, default=0.1)
-    ap.add_argument('--budget', type=float, default=0.02)
+    ap.add_argument('--budget', type=float, default=0.05)
     a = ap.parse_args(argv)
     import IPython.display as ipd
     import transformers, datasets
@@ -28,9 +29,7 @@ def main(argv=None):
     from prefnb.plots import LivePlotCallback
     transformers.logging.set_verbosity_error(); datasets.disable_progress_bars()
 
-    class Handle:   # what a notebook front end does with an update: render the figure as PNG
-        def update(self, fig): fig._repr_png_()
-    ipd.display = lambda fig, display_id=False: (fig._repr_png_(), Handle())[1]
+    ipd.display = lambda *objs, **kw: None   # no front end: the view's widgets are updated all the same (each redraw renders the PNG)
 
     class SlowStep(TrainerCallback):
         def on_step_end(self, args, state, control, **kw): time.sleep(a.step_seconds)
@@ -49,10 +48,10 @@ def main(argv=None):
     every_log = per_draw * a.steps / live.train_seconds
     lines = [f'steps: {a.steps} (logging every step), step time ~{live.train_seconds / a.steps:.3f} s',
              f'training time: {live.train_seconds:.1f} s',
-             f'live redraws during training: {redraws}, {live.plot_seconds:.2f} s in all = {live.overhead:.2%} of training (budget {a.budget:.0%})',
+             f'live redraws during training: {redraws}, {live.plot_seconds:.2f} s in all = {live.overhead:.2%} of training (budget {a.budget:.0%} + {live.grace:.0f} s)',
              f'one redraw (figure + PNG render): {per_draw:.2f} s; redrawing at every log would cost ~{every_log:.0%} of training',
              f'final draw + metrics.png after training: {live.final_seconds:.2f} s']
     print('\n'.join(lines))
-    return 0 if live.overhead <= a.budget + 1e-9 else 1
+    return 0 if live.plot_seconds <= a.budget * live.train_seconds + live.grace + 1e-9 else 1
 
 if __name__ == '__main__': sys.exit(main())

@@ -192,7 +192,7 @@ class PrefConfig(BaseModel):
     # optimisation
     micro_batch_size: int = Field(2, ge=1)             # pairs (or KTO rows) per device step
     gradient_accumulation_steps: int = Field(4, ge=1)  # steps per optimizer update
-    num_epochs: float = Field(1.0, gt=0)               # passes over the data
+    num_epochs: int|float = Field(1, gt=0)           # passes over the data
     max_steps: int|None = None                         # stop after this many updates (wins over num_epochs)
     learning_rate: float|None = None                   # unset: the method's default for full fine-tuning or LoRA
     lr_scheduler: str = 'cosine'                       # transformers scheduler name

@@ -532,6 +532,11 @@ def pretokenized_dpo_trainer():
 COLOURS = dict(prompt=('#e8e8e8', '90'), chosen=('#c8f0c8', '32'), rejected=('#f6c8c8', '31'),
                completion=('#c8dcf6', '34'))   # part: (HTML background, ANSI colour)
 
+def _part(part, label):
+    "A KTO completion is coloured as what its label says: desirable like chosen (green), undesirable like rejected (red)."
+    if part != 'completion' or label is None: return part, part
+    return ('chosen', 'completion (desirable)') if label else ('rejected', 'completion (undesirable)')
+
 def _pieces(tokenizer, ids):
     special = set(getattr(tokenizer, 'all_special_ids', [])) | {i for i, t in getattr(tokenizer, 'added_tokens_decoder', {}).items() if t.special}
     return [(tokenizer.decode([t]), t in special) for t in ids]
@@ -553,8 +558,9 @@ class Preview:
         for n, s in enumerate(self.samples):
             out.append(f'<p><b>sample {n}</b>' + (f' label={s["label"]}' if s.get('label') is not None else '') + '</p>')
             for part, toks in s['parts']:
-                bg = COLOURS[part][0]; pos = 0
-                seg = [f'<div style="margin:2px 0"><span style="font-weight:bold">{part}{" (loss-masked)" if part == "prompt" else ""}:</span> ']
+                (colour, name), pos = _part(part, s.get('label')), 0
+                bg = COLOURS[colour][0]
+                seg = [f'<div style="margin:2px 0"><span style="font-weight:bold">{name}{" (loss-masked)" if part == "prompt" else ""}:</span> ']
                 for t, sp in toks:
                     if self.sequence_len and s['offset'][part] + pos == self.sequence_len: seg.append('<span style="color:red;font-weight:bold">✂</span>')
                     st = f'background:{bg};border-right:1px solid #fff;white-space:pre-wrap' + (';outline:1px solid #888;font-weight:bold' if sp else '')
@@ -572,12 +578,12 @@ class Preview:
         for n, s in enumerate(self.samples):
             lines.append(f'--- sample {n}' + (f' label={s["label"]}' if s.get('label') is not None else ''))
             for part, toks in s['parts']:
-                seg = []
+                (colour, name), seg = _part(part, s.get('label')), []
                 for pos, (t, sp) in enumerate(toks):
                     if self.sequence_len and s['offset'][part] + pos == self.sequence_len: seg.append('\x1b[1;31m✂\x1b[0m' if color else '✂')
                     t = f'[{t}]' if sp else t
-                    seg.append(f'\x1b[{COLOURS[part][1]}{";7" if sp else ""}m{t}\x1b[0m' if color else t)
-                lines.append(f'{part}{" (loss-masked)" if part == "prompt" else ""}: ' + ''.join(seg))
+                    seg.append(f'\x1b[{COLOURS[colour][1]}{";7" if sp else ""}m{t}\x1b[0m' if color else t)
+                lines.append(f'{name}{" (loss-masked)" if part == "prompt" else ""}: ' + ''.join(seg))
         if self.report: lines.append(format_report(self.report))
         return '\n'.join(lines)
 

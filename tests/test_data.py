@@ -242,6 +242,18 @@ def test_preview_html_and_text(toks):
     h = pv._repr_html_()
     assert 'background:#c8f0c8' in h and 'background:#f6c8c8' in h and '&lt;|eot_id|&gt;' in h
 
+def test_kto_preview_colours_desirable_and_undesirable_apart(toks):
+    p = D.prepare(cfg([dict(path='prefnb:toy-kto', type='chatml.prompt_pairs')], rl='kto', sequence_len=128), toks['chatml'])
+    pv = D.preview(p, toks['chatml'], n=12)
+    labels = [s['label'] for s in pv.samples]
+    assert True in labels and False in labels
+    html_ = pv._repr_html_()
+    for s, chunk in zip(pv.samples, html_.split('<p><b>sample ')[1:]):
+        want, other = ('#c8f0c8', '#f6c8c8') if s['label'] else ('#f6c8c8', '#c8f0c8')
+        comp = chunk.split('completion (')[1]
+        assert comp.startswith('desirable' if s['label'] else 'undesirable') and f'background:{want}' in comp and other not in comp
+    assert '\x1b[32m' in str(pv) and '\x1b[31m' in str(pv)
+
 def test_preview_marks_truncation_point(toks):
     rows = [dict(prompt='Hi', chosen='Hello! ' * 30, rejected='No.')]
     pv = D.preview(rows, toks['llama'], n=1, rl='dpo'); pv.sequence_len = 20

@@ -27,7 +27,7 @@ def test_method_tutorials_open_with_badge_install_and_one_switch():
         badge = f'https://colab.research.google.com/github/prefnb/prefnb/blob/main/nbs/tutorials/{m}.ipynb'
         assert badge in cs[1][1], m
         code = [s for t, s in cs if t == 'code']
-        assert flags(code[0]).get('eval') == 'false' and '!pip install' in code[0], m
+        assert flags(code[0]).get('eval') == 'false' and "%pip install -q 'prefnb[quantization]'" in code[0] and 'COLAB_RELEASE_TAG' in code[0], m
         switch = [s for s in code if 'FULL =' in s]
         assert len(switch) == 1, m                                   # one switch, not one per cell
         assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_TINY')" in switch[0], m

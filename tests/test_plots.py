@@ -27,7 +27,7 @@ def runs(tmp_path_factory):
 def test_callback_is_quiet_outside_a_notebook_and_writes_png(runs):
     assert not in_notebook()
     for k, cb in runs['live'].items():
-        assert cb.live is False and cb.handle is None
+        assert cb.live is False and cb.view is None and cb.draws == 1   # the final figure only
         assert (runs['dir']/k/'metrics.png').read_bytes()[:8] == PNG
         assert len(cb.history) == len(runs[k].state.log_history) - 1     # the summary entry is not a step
 
@@ -62,48 +62,64 @@ def test_plot_runs_overlays(runs, tmp_path):
     with pytest.raises(UserError, match='plot_runs: 1 labels for 2 runs'):
         plot_runs([runs['dir']/'ok', runs['dir']/'lr0'], labels=['a'])
 
-def test_live_view_redraws_one_figure_in_place(monkeypatch, tmp_path):
-    "In a notebook: one display, then in-place updates of the same figure."
-    import IPython.display as ipd
-    calls = []
-    class Handle:
-        def update(self, fig): calls.append(('update', id(fig))); fig._repr_png_()   # as a front end renders it
-    monkeypatch.setattr(ipd, 'display', lambda fig, display_id=False: (calls.append(('display', id(fig))), fig._repr_png_(), Handle())[-1])
+def test_live_view_shows_its_own_widgets_once_and_updates_them_in_place(monkeypatch, tmp_path):
+    "In a notebook: one widget view displayed once; its image is set at the first log and replaced as the run goes."
+    import IPython.display as ipd, ipywidgets as W
     from types import SimpleNamespace as NS
-    cb = LivePlotCallback('dpo', live=True, budget=1.0, path=tmp_path)
-    a, st = NS(output_dir=str(tmp_path)), NS(global_step=0)
+    shown = []
+    monkeypatch.setattr(ipd, 'display', lambda *objs, **kw: shown.extend(objs))
+    cb = LivePlotCallback('dpo', live=True, every=0.3, grace=10, path=tmp_path)
+    a, st = NS(output_dir=str(tmp_path)), NS(global_step=0, max_steps=15)
     cb.on_train_begin(a, st, None)
+    images, lines = [], []
+    cb.image.observe(lambda ch: images.append(ch['new']), names='value')
+    cb.progress.observe(lambda ch: lines.append(ch['new']), names='value')
     for e in synthetic_run('dpo', n=15, seed=0):
-        time.sleep(0.1); st.global_step = e['step']; cb.on_log(a, st, None, logs=e)
+        time.sleep(0.1); st.global_step = e['step']; cb.on_step_end(a, st, None); cb.on_log(a, st, None, logs=e)
+        if e['step'] == 1: assert len(images) == 1 and images[0][:8] == PNG and cb.image.layout.display == ''
     cb.on_train_end(a, st, None)
-    assert len(calls) >= 2 and calls[0][0] == 'display' and {c[0] for c in calls[1:]} == {'update'}
-    assert len({c[1] for c in calls}) == 1 and cb.draws == len(calls)
+    assert shown == [cb.view] and isinstance(cb.view, W.VBox) and list(cb.view.children) == [cb.progress, cb.image]
+    assert len(images) == cb.draws >= 3 and len(set(images)) == len(images)     # a new picture each time
+    assert 'step 1/15' in lines[0] and 'step 15/15' in lines[-1] and 'loss ' in lines[-1]
     assert (tmp_path/'metrics.png').exists()
 
 class FakeTime:
-    "A clock that advances only when told: log steps of 0.1 s, redraws of a fixed cost."
+    "A clock that advances only when told: log steps of `step` s, redraws of a fixed cost."
     now = 0.0
     @classmethod
     def perf_counter(cls): return cls.now
 
-@pytest.mark.parametrize('cost', [0.2, 1.0, 3.0])
-def test_live_throttle_keeps_overhead_under_budget(monkeypatch, tmp_path, cost):
-    "3000 logs of 0.1 s steps (5 minutes), redraws costing `cost` s: redraw time stays under 2% and still happens."
+def fake_run(monkeypatch, n, step, cost, **kw):
     import prefnb.plots as plots
     FakeTime.now = 0.0
     monkeypatch.setattr(plots, 'time', FakeTime)
     from types import SimpleNamespace as NS
-    cb = LivePlotCallback('dpo', live=True)
+    cb = LivePlotCallback('dpo', live=True, **kw)
+    at = []
     def redraw():
-        FakeTime.now += cost; cb.draws += 1; cb.last_cost = cost; return cost
-    cb._redraw = redraw
-    a, st = NS(output_dir=None), NS(global_step=0)
+        FakeTime.now += cost; cb.draws += 1; cb.last_cost = cost; cb.last_draw = FakeTime.now; at.append(st.global_step); return cost
+    cb._redraw, cb._line = redraw, lambda *a, **k: None
+    a, st = NS(output_dir=None), NS(global_step=0, max_steps=n)
     cb.on_train_begin(a, st, None)
-    for i in range(3000):
-        FakeTime.now += 0.1; st.global_step = i + 1; cb.on_log(a, st, None, logs={'loss': 0.5})
+    for i in range(n):
+        FakeTime.now += step; st.global_step = i + 1; cb.on_log(a, st, None, logs={'loss': 0.5})
     cb.train_seconds = FakeTime.now
-    assert cb.overhead <= 0.02, cb.overhead
-    assert cb.draws >= int(0.02 * 300 / cost / 2), cb.draws     # at least half the redraws the budget allows
+    return cb, at
+
+@pytest.mark.parametrize('cost', [0.2, 1.0, 3.0])
+def test_live_throttle_keeps_a_long_run_within_budget(monkeypatch, cost):
+    "3000 logs of 0.1 s (5 minutes), redraws costing `cost` s: the first log draws, then the time stays within 5% + 3 s."
+    cb, at = fake_run(monkeypatch, 3000, 0.1, cost)
+    assert at[0] == 1
+    assert cb.overhead <= 0.05 + 3 / 300, cb.overhead
+    assert cb.draws >= (0.05 * 300 + 3) / cost / 2, cb.draws      # at least half the redraws the budget allows
+    assert all(b - a >= 2 / 0.1 for a, b in zip(at, at[1:]))   # never more often than every 2 s
+
+@pytest.mark.parametrize('step, cost', [(1.2, 0.65), (0.5, 0.3), (2.0, 1.0)])
+def test_a_short_run_is_redrawn_while_it_trains(monkeypatch, step, cost):
+    "The tutorial's run: 12 logged steps in 6 to 24 s; the figure appears at step 1 and changes at least twice before the end."
+    cb, at = fake_run(monkeypatch, 12, step, cost)
+    assert at[0] == 1 and len(at) >= 3 and at[-1] < 12, at
 
 def test_errors():
     with pytest.raises(UserError, match='no metrics to plot'): plot_metrics([{'step': 1, 'epoch': 0.1}])

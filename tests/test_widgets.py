@@ -1,14 +1,14 @@
 """prefnb.widgets: the config form built from the schema, driven from Python as a user drives it: per-method
 fields, live validation messages, the Recommend / Memory / Preview / YAML / Train buttons, the YAML round trip
 and `prefnb check` accepting what the form saves."""
-import json, subprocess, sys, warnings
+import html, json, os, subprocess, sys, warnings
 from pathlib import Path
 import pytest, yaml
 import ipywidgets as W
 from prefnb.config import PrefConfig, DatasetEntry, load_config
 from prefnb.methods import METHODS
 from prefnb.widgets import (config_form, ConfigForm, sections, field_notes, shown_for, HIDDEN, SECTIONS, TABS,
-                            field_widget, from_text, to_text, message_field)
+                            field_widget, field_label, from_text, to_text, message_field, free_run_dir, _TIP)
 
 GOOD = dict(base_model='prefnb:tiny-chatml', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')])
 METHOD_FIELDS = {
@@ -31,14 +31,54 @@ def test_every_config_field_is_placed_in_a_known_section_or_hidden_on_purpose():
     assert sorted(placed + list(HIDDEN)) == sorted(PrefConfig.model_fields)
     assert set(h for h, _ in field_notes(PrefConfig).values()) <= set(SECTIONS)
 
-def test_every_field_has_a_widget_with_its_comment_as_tooltip():
+def test_ipywidgets_is_the_version_this_run_asked_for():
+    "tools/test.sh runs this file a second time with Colab's ipywidgets 7.7.1 on the path; make sure it really did."
+    want = os.environ.get('PREFNB_EXPECT_IPYWIDGETS')
+    assert W.__version__ == want if want else W.__version__.split('.')[0] in ('7', '8')
+
+def test_every_field_has_a_readable_label_and_its_comment_as_help():
     f = config_form(GOOD)
     for name in PrefConfig.model_fields:
         if name in HIDDEN or name == 'datasets': continue
-        assert f.fields[name].tooltip == field_notes(PrefConfig)[name][1] != '', name
+        note = field_notes(PrefConfig)[name][1]
+        assert getattr(f.fields[name], _TIP) == note != '', name
+        label, widget, (helptext, _) = f.rows[name].children[0], f.rows[name].children[1], f.rows[name].children[2].children
+        assert widget is f.fields[name] and '_' not in label.value.split('>')[1] and f'>{html.escape(note)}<' in helptext.value, name
     for name in DatasetEntry.model_fields: assert f'datasets[0].{name}' in f.fields
-    assert f.fields['simpo_gamma'].tooltip == 'SimPO target margin'
-    assert [f.tabs.get_title(i) for i in range(len(f.tabs.children))] == list(TABS)
+    assert getattr(f.fields['simpo_gamma'], _TIP) == 'SimPO target margin'
+    assert field_label('gradient_checkpointing_kwargs') == 'gradient checkpointing kwargs' and field_label('datasets[0].path') == 'dataset path'
+    assert list(f.section_buttons) == list(TABS) and list(f.sections) == list(TABS)
+    assert not any(isinstance(w, W.Tab) for w in _walk(f))        # Colab's widget manager does not show Tab
+
+def _walk(w):
+    yield w
+    for c in getattr(w, 'children', ()): yield from _walk(c)
+
+def test_one_section_shows_at_a_time_and_errors_are_marked_on_theirs():
+    f = config_form(GOOD)
+    shown = lambda: [s for s, b in f.sections.items() if b.layout.display != 'none']
+    assert shown() == ['model'] and f.section_buttons['model'].description == '▸ model'
+    f.section_buttons['training'].click()
+    assert shown() == ['training'] and f.section_buttons['training'].description == '▸ training'
+    f.section_buttons['data'].click()
+    f.fields['micro_batch_size'].value = '0'
+    assert f.section_buttons['training'].description == 'training (1 error)' and f.section_buttons['training'].button_style == 'danger'
+    assert f.section_buttons['data'].description == '▸ data' and f.section_buttons['data'].button_style == 'info'
+    f.fields['micro_batch_size'].value = ''
+    f.fields['datasets[0].type'].value = 'chatml.intell'; f.fields['learning_rate'].value = '-1'
+    assert f.section_buttons['data'].description == '▸ data (1 error)' and f.section_buttons['training'].description == 'training (1 error)'
+    f.fields['datasets[0].type'].value = 'chatml.intel'; f.fields['learning_rate'].value = ''
+    assert f.section_buttons['training'].description == 'training' and f.section_buttons['training'].button_style == ''
+
+def test_integers_stay_integers(tmp_path):
+    f = config_form(dict(GOOD, num_epochs=2))
+    f.fields['micro_batch_size'].value = '4'
+    f.yaml_path.value = str(tmp_path/'c.yml'); f.buttons['YAML'].click()
+    text = (tmp_path/'c.yml').read_text()
+    assert 'num_epochs: 2\n' in text and 'micro_batch_size: 4\n' in text, text
+    assert f.fields['num_epochs'].value == '2' and config_form(tmp_path/'c.yml').fields['num_epochs'].value == '2'
+    f.fields['num_epochs'].value = '1.5'
+    assert f.config.num_epochs == 1.5
 
 def test_widget_kinds_follow_the_annotations():
     ann = {k: v.annotation for k, v in PrefConfig.model_fields.items()}
@@ -203,6 +243,7 @@ def test_yaml_is_saved_accepted_by_prefnb_check_and_round_trips(tmp_path):
     h = config_form(yaml_path=str(p))
     h.buttons['Load'].click()                                   # the Load button reads the file named in the box
     assert h.config == f.config and h.fields['simpo_gamma'].value == '0.8'
+    assert h.report_text == f'loaded {p}: 6 option(s); the form is valid (rl: simpo)'
 
 @pytest.mark.parametrize('over', [
     {}, dict(rl='kto', kto_undesirable_weight=1.33, micro_batch_size=4),
@@ -239,20 +280,51 @@ def test_a_missing_yaml_file_is_a_user_error():
     from prefnb.core import UserError
     with pytest.raises(UserError, match="config: no file '/no/such.yml'"): config_form('/no/such.yml')
 
-def test_train_locks_the_form_and_unlocks_it_after_success_and_failure(monkeypatch):
+def test_train_locks_the_form_and_unlocks_it_after_success_and_failure(monkeypatch, tmp_path):
     import prefnb.run
-    f = config_form(GOOD)
+    f = config_form(dict(GOOD, output_dir=str(tmp_path/'run')))
     seen = []
     def fake(cfg, **kw):
-        seen.append((cfg, all(w.disabled for w in [*f.fields.values(), *f.buttons.values(), f.yaml_path])))
+        seen.append((cfg, all(w.disabled for w in [*f.fields.values(), *f.buttons.values(), f.yaml_path]), kw))
         if kw.get('boom'): raise RuntimeError('boom')
         return 'RUN'
     monkeypatch.setattr(prefnb.run, 'train', fake)
     f.buttons['Train'].click()
-    assert seen == [(f.config, True)] and f.result == 'RUN' and f.report_text == 'done: RUN'
-    assert not any(w.disabled for w in f.fields.values())
+    assert seen == [(f.config, True, {'overwrite': False})] and f.result == 'RUN' and f.report_text == 'done: RUN'
+    assert not any(w.disabled for w in f.fields.values()) and f.buttons['Train'].description == 'Train'
     assert f.train(boom=True) is None and f.report_text == 'training failed: boom'
     assert not any(w.disabled for w in [*f.fields.values(), *f.buttons.values()])
+
+def test_slow_buttons_say_they_are_busy(monkeypatch):
+    import prefnb.widgets
+    f = config_form(GOOD)
+    during = {}
+    def slow(entry):
+        b = f.buttons['Recommend']
+        during.update(desc=b.description, disabled=b.disabled, icon=b.icon, report=f.report_text)
+        return ['prompt', 'chosen', 'rejected']
+    monkeypatch.setattr(prefnb.widgets, 'dataset_columns', slow)
+    f.buttons['Recommend'].click()
+    assert during == dict(desc='Recommend ...', disabled=True, icon='hourglass-half', report='reading the dataset and the GPU ...')
+    b = f.buttons['Recommend']
+    assert (b.description, b.disabled, b.icon) == ('Recommend', False, '') and f.report_text.startswith('method: dpo')
+    monkeypatch.setattr(prefnb.widgets, 'gpu_gib', lambda: during.update(memory=(f.buttons['Memory'].disabled, f.report_text)))
+    f.buttons['Memory'].click()
+    assert during['memory'] == (True, 'estimating memory (reads the model config) ...') and not f.buttons['Memory'].disabled
+
+def test_a_second_train_goes_to_a_new_folder_or_overwrites(monkeypatch, tmp_path):
+    import prefnb.run
+    run = tmp_path/'run'; run.mkdir(); (run/'metrics.jsonl').write_text('{}\n')     # a first run's folder
+    calls = []
+    monkeypatch.setattr(prefnb.run, 'train', lambda cfg, **kw: calls.append((cfg.output_dir, kw)) or 'RUN')
+    f = config_form(dict(GOOD, output_dir=str(run)))
+    f.buttons['Train'].click()
+    assert calls[-1] == (str(tmp_path/'run-2'), {'overwrite': False}) and f.fields['output_dir'].value == str(tmp_path/'run-2')
+    assert f.report_text == f'{run} already holds a run: training into {tmp_path/"run-2"} (choose "overwrite it" to reuse the folder)\ndone: RUN'
+    (tmp_path/'run-2').mkdir(); assert free_run_dir(run) == tmp_path/'run-3'
+    f.fields['output_dir'].value = str(run); f.on_existing.value = 'overwrite'
+    f.buttons['Train'].click()
+    assert calls[-1] == (str(run), {'overwrite': True}) and f.report_text == 'done: RUN'
 
 def test_buttons_refuse_an_invalid_config_with_the_errors():
     f = config_form(dict(GOOD, micro_batch_size=0))
@@ -268,6 +340,9 @@ def test_train_button_trains_the_tiny_model(tmp_path):
     assert f.report_text.startswith('done: RunResult('), f.report_text
     assert (tmp_path/'run'/'config.yml').exists() and (tmp_path/'run'/'metrics.jsonl').exists()
     assert load_config(tmp_path/'run'/'config.yml').model_dump() == f.config.model_dump()
+    f.buttons['Train'].click()                                  # again: a new folder, not a failure
+    assert f.report_text.split('\n')[-1].startswith(f"done: RunResult({tmp_path/'run-2'}"), f.report_text
+    assert (tmp_path/'run-2'/'config.yml').exists()
 
 # --- hygiene -----------------------------------------------------------------------------------------------------
 

@@ -42,4 +42,12 @@ nbdev_test --n_workers 2 --timing
 
 step "pytest"
 python -m pytest -q tests
+
+step "the form on Colab's ipywidgets 7.7.1 (tests/test_widgets.py again, ipywidgets 7.7.1 put in front of this environment's 8)"
+w7=$scratch/ipywidgets-7.7.1
+pip install -q --no-deps --target "$w7" ipywidgets==7.7.1 ipython_genutils==0.2.0
+PYTHONPATH="$w7${PYTHONPATH:+:$PYTHONPATH}" PREFNB_EXPECT_IPYWIDGETS=7.7.1 python -m pytest -q tests/test_widgets.py -k "not tiny_model"
+
+step "in a real browser: the DPO tutorial's live view and the form in JupyterLab (skipped without chromium)"
+bash tools/browser.sh
 echo "total $((SECONDS - t0)) s (caches started empty in $scratch)"
