@@ -4,7 +4,7 @@ The names a tutorial needs are here, one import line away (`from prefnb import l
 Each is imported from its module on first use, so `import prefnb` stays instant: no torch, no
 transformers until a function that needs them runs. The modules, in the order data flows:
 core, templates, zoo, methods, memory, strategies, config, tokenizer, data, recommend, losses,
-models, packing, trainer, health, plots, run, widgets, cli.
+models, packing, chunked, trainer, health, plots, run, widgets, cli.
 """
 __version__ = "0.1.0"
 # This file is kept by hand (nbdev only updates __version__): every other module is generated from nbs/.

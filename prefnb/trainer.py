@@ -7,6 +7,7 @@ __all__ = ['reference_plan', 'trl_config', 'add_length_column', 'trainer_class',
 
 # %% ../nbs/13_trainer.ipynb #6fdcd9df
 import math, os
+from .chunked import chunked_plan, chunked_trainer
 from .models import checked_plan, keep_trainable_fp32, load_model, lora_config
 from .packing import check_packing, one_row, padding_free
 from .tokenizer import load_tokenizer
@@ -100,11 +101,11 @@ def add_length_column(trainer):
 def trainer_class(method, # a `prefnb.methods.Method`
                   train=None # the prepared train `Dataset`
                  ):
-    "TRL's trainer class for `method`; the DPOTrainer that skips re-tokenizing when `train` carries the ids."
+    "TRL's trainer class for `method`: DPO skips re-tokenizing when `train` carries the ids, CPO / ORPO use the chunked LM head."
     from prefnb.data import IDS, pretokenized_dpo_trainer
     cls = _import(method.trainer)
     if cls.__name__ == 'DPOTrainer' and set(IDS) <= set(getattr(train, 'column_names', None) or ()): return pretokenized_dpo_trainer()
-    return cls
+    return chunked_trainer(cls) if method.layout == 'cpo' else cls
 
 # %% ../nbs/13_trainer.ipynb #3e25da48
 def one_gpu_per_process(args, # a TRL config (`TrainingArguments`)
@@ -144,5 +145,6 @@ def build_trainer(cfg, # a `PrefConfig` (or a path / dict for `load_config`)
         check_packing(trainer.model); padding_free(trainer)
         notes.append('padding-free: ' + ('each batch in one row (FlashAttention 2)' if one_row(trainer.model) else
                                          'rows no longer than the longest sequence (SDPA/eager attend over whole rows)'))
+    if method.layout == 'cpo': notes.append(chunked_plan(trainer)['reason'])
     trainer.prefnb = dict(method=method.name, precision=plan, reference=ref, notes=notes, data_report=data.report)
     return trainer
