@@ -142,7 +142,7 @@ class PrefConfig(BaseModel):
     datasets: list[DatasetEntry] = Field(min_length=1) # training datasets
     test_datasets: list[DatasetEntry]|None = None      # evaluation datasets
     val_set_size: float = Field(0.0, ge=0, lt=1)       # fraction of training rows held out for eval when no test_datasets
-    val_set_max_rows: int|None = Field(256, ge=1)      # at most this many val_set_size rows (the rest train): eval stays cheap on big datasets; None: no cap
+    val_set_max_rows: int = Field(256, ge=0)           # at most this many val_set_size rows (the rest train): eval stays cheap on big datasets; 0: no cap
     sequence_len: int = Field(1024, ge=16)             # max tokens of prompt + response
     excess_length_strategy: Literal['drop', 'truncate', 'raise'] = 'drop'  # what to do with rows longer than sequence_len
     on_bad_rows: Literal['error', 'drop'] = 'error'    # malformed rows: stop with the row named, or drop and report
@@ -554,10 +554,12 @@ class CheckResult:
     def ok(self)->bool: return not self.errors
 
 def columns_of(ds)->dict:
-    "A `datasets.Dataset`'s columns and their dtype names, or a list of row dicts' keys and Python types."
+    "A `datasets.Dataset`'s columns and their dtype names, or the keys of a list of row dicts (its first 100) and their Python types."
     if hasattr(ds, 'features'): return {k: getattr(v, 'dtype', type(v).__name__) for k, v in ds.features.items()}
-    row = ds[0]
-    return {k: type(v).__name__ for k, v in row.items()}
+    out = {}
+    for row in ds[:100]:
+        for k, v in (row.items() if isinstance(row, dict) else ()): out.setdefault(k, type(v).__name__)
+    return out
 
 def check_config(src:str|Path|dict, # YAML path or dict
                  data:list|None=None, # per training dataset: {column: dtype}, a `datasets.Dataset` or a list of rows

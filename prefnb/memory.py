@@ -95,10 +95,11 @@ def optimizer_bytes(trainable:int, # trainable parameters
 
 def activation_bytes(spec:ModelSpec, tokens:int, # tokens that go through the model with gradients
                      checkpointing:bool=True, # gradient checkpointing on?
-                     element_size:int=2 # bytes per value in the compute dtype (2 for bf16/fp16, 4 for fp32)
+                     element_size:int=2, # bytes per value in the compute dtype (2 for bf16/fp16, 4 for fp32)
+                     lora:bool=False # LoRA adapters: their dropout keeps a copy of each wrapped layer's input (6h + i per layer)
                     )->float:
     "Estimated activation memory kept for the backward pass."
-    per_layer = 7*spec.hidden + 2*spec.kv_dim + 4*spec.intermediate
+    per_layer = 7*spec.hidden + 2*spec.kv_dim + 4*spec.intermediate + (6*spec.hidden + spec.intermediate if lora else 0)
     per_token = spec.layers*spec.hidden + per_layer if checkpointing else spec.layers*per_layer
     return element_size*tokens*per_token
 
@@ -114,7 +115,7 @@ def head_bytes(spec:ModelSpec, head:str, # `Method.head`: 'chunked' (TRL's fused
     if head == 'chunked':
         per = CPU_HEAD_BYTES if device == 'cpu' else element_size + 4   # the tile in the compute dtype and its fp32 softmax
         return min(tokens, HEAD_TILE[0])*min(spec.vocab, HEAD_TILE[1])*per
-    return tokens*spec.vocab*(element_size + 8)   # the logits, their fp32 log-softmax and its gradient
+    return tokens*spec.vocab*(element_size + 10)  # the logits, their fp32 log-softmax, its gradient and the loss's temporaries (measured)
 
 
 # %% ../nbs/04_memory.ipynb #1e270a31
@@ -161,7 +162,7 @@ def _parts(spec, method, adapter, load_in_8bit, micro_batch_size, sequence_len, 
     tokens = micro_batch_size*sequence_len*(1 if m.data == 'unpaired' else 2)
     return dict(weights=weight_bytes(spec, quant), reference=ref, lora=0 if full else trainable*4,
                 gradients=trainable*4, optimizer=optimizer_bytes(trainable, 4, optimizer),
-                activations=activation_bytes(spec, tokens, gradient_checkpointing, es),
+                activations=activation_bytes(spec, tokens, gradient_checkpointing, es, lora=not full),
                 logits=head_bytes(spec, m.head, tokens, es, device), overhead=CUDA_OVERHEAD if device == 'cuda' else 0)
 
 def plan_memory(model:str|float|ModelSpec, # model path/name, parameter count, or a `ModelSpec`
