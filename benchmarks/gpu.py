@@ -1,12 +1,16 @@
 """GPU benchmark: a DPO step of a 0.5B-class Qwen2 shape (random weights) in bf16 with LoRA, prefnb vs TRL by hand.
 
-    python benchmarks/gpu.py [--steps 20] [--batch 4] [--out benchmarks/results-gpu.json]
+    python benchmarks/gpu.py [--steps 20] [--batch 4] [--out benchmarks/results-gpu.json] [--planner]
 
 Reports tokens/s (useful = non-padding tokens), model FLOPs utilisation (MFU) and prefnb's memory planner estimate
 against torch.cuda.max_memory_allocated. Needs a CUDA GPU; on any other machine it exits with status 2 and says so.
 MFU counts, per useful token, 2N FLOPs for the policy's forward, 2N for its backward to the activations (frozen base
 weights need no weight gradients; LoRA's are negligible), 2N for the adapter-disabled reference forward, and the
 attention score FLOPs; N = parameters without the embedding table.
+
+--planner also checks the memory planner against torch.cuda.max_memory_allocated (records `gpu_planner_*`, ratio =
+estimate / measured, goal within 15%): DPO, KTO, ORPO and SimPO, full fine-tuning and LoRA in this GPU's plan, and
+fp16 QLoRA as a T4 runs it (the T4's device plan forced on this GPU), each in a fresh process.
 """
 import argparse, json, math, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -87,12 +91,61 @@ def run_one(who, model_dir, rows_path, a):
     return dict(tokens_per_s=useful / secs, flops_per_s=flops / secs, peak_gib=torch.cuda.max_memory_allocated() / 2**30,
                 useful_fraction=counter.useful / counter.computed)
 
+PLANNER_CASES = [(m, a, gpu) for m in ('dpo', 'kto', 'orpo', 'simpo') for a, gpu in (('full', None), ('lora', None), ('qlora', 'T4'))]
+
+def planner_child(method, adapter, gpu, model_dir, rows_path, batch, seq):
+    "One planner case in a fresh process: train 3 steps, print the measured peak and the planner's estimate."
+    import torch
+    from run import tiny_cfg, no_printer, quiet
+    quiet()
+    from prefnb.trainer import build_trainer
+    from prefnb.core import device_info
+    from prefnb.memory import device_plan, gpu_facts, plan_memory
+    facts = gpu_facts(gpu) | dict(bitsandbytes='installed') if gpu else device_info()
+    cfg = tiny_cfg(base_model=model_dir, rl=method, datasets=[dict(path=rows_path, type='chatml.prompt_pairs')],
+                   adapter=None if adapter == 'full' else adapter, lora_r=16, lora_alpha=32, gradient_checkpointing=True,
+                   micro_batch_size=batch, sequence_len=seq, excess_length_strategy='truncate', max_steps=3,
+                   learning_rate=1e-5, live_plots=False, health_checks=False)
+    torch.cuda.reset_peak_memory_stats()
+    tr = no_printer(build_trainer(cfg, info=facts)); tr.args.save_strategy = 'no'
+    tr.train()
+    plan = device_plan(cfg, facts)
+    est = plan_memory(model_dir, method, adapter=None if adapter == 'full' else adapter, micro_batch_size=batch, sequence_len=seq,
+                      dtype=plan['precision'], gradient_checkpointing=True)
+    parts = {k: v for k, v in est.parts.items() if k != 'overhead'}   # max_memory_allocated leaves out the CUDA context
+    print('RESULT ' + json.dumps(dict(measured=torch.cuda.max_memory_allocated(), estimate=sum(parts.values()), precision=plan['precision'])))
+
+def planner_records(model_dir, a):
+    import subprocess
+    from run import record, rows_file, long_tailed_rows
+    rows_path = rows_file(long_tailed_rows(a.batch * 8 * 2, cut=a.seq * 2))
+    out = []
+    for method, adapter, gpu in PLANNER_CASES:
+        p = subprocess.run([sys.executable, __file__, '--child', method, adapter, gpu or '', str(model_dir), rows_path, str(a.batch), str(a.seq)],
+                           capture_output=True, text=True)
+        line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+        if not line:
+            out.append(dict(name=f'gpu_planner_{method}_{adapter}_failed', prefnb=None, baseline=None, unit='', ratio=None, goal='ran', met=False,
+                            note=p.stderr[-300:])); continue
+        r = json.loads(line[0][7:])
+        rec = record(f"gpu_planner_{method}_{adapter}_{r['precision']}" + ('_as_T4' if gpu else ''), r['estimate'] / 2**30, r['measured'] / 2**30,
+                     'GiB', None, f'Qwen2-0.5B shape, batch {a.batch} x {a.seq} (truncated to full length), checkpointing; estimate = plan_memory '
+                     'without the CUDA overhead (prefnb column), measured = torch.cuda.max_memory_allocated (baseline column)',
+                     ratio=r['estimate'] / r['measured'])
+        rec.update(goal='0.85 <= ratio <= 1.15', met=0.85 <= rec['ratio'] <= 1.15); out.append(rec)
+    return out
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--steps', type=int, default=20); ap.add_argument('--batch', type=int, default=4)
     ap.add_argument('--seq', type=int, default=1024); ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--out', default=str(Path(__file__).resolve().parent/'results-gpu.json'))
+    ap.add_argument('--planner', action='store_true', help='also check the memory planner (fresh process per case)')
+    ap.add_argument('--child', nargs=7, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.child:
+        m, ad, g, md, rp, b, sq = a.child
+        return planner_child(m, ad, g or None, md, rp, int(b), int(sq)) or 0
     import torch
     if not torch.cuda.is_available():
         print('benchmarks/gpu.py needs a CUDA GPU and this machine has none (torch.cuda.is_available() is False); '
@@ -119,6 +172,7 @@ def main(argv=None):
             record('gpu_peak_memory_gib', m['prefnb']['peak_gib'], m['trl']['peak_gib'], 'GiB', None, 'torch.cuda.max_memory_allocated'),
             record('gpu_planner_estimate_vs_measured', plan.total_gib, m['prefnb']['peak_gib'], 'GiB', 'ratio >= 1',
                    'prefnb.memory.plan_memory estimate (prefnb column) vs the measured peak (baseline column); >= 1 means it does not under-estimate')]
+    if a.planner: recs += planner_records(model_dir, a)
     out = Path(a.out); out.write_text(json.dumps(recs, indent=1) + '\n'); out.with_suffix('.md').write_text(markdown(recs))
     print(f'-> {out}')
     return 0

@@ -344,14 +344,14 @@ STRATEGIES = {   # name: config fields
     'orpo-ref-free': dict(rl='orpo'),
 }
 
-def mid_model(dest:Path, hidden=768, layers=12):
+def mid_model(dest:Path, hidden=768, layers=12, vocab=None):
     "A Qwen2 shape with random weights (the tiny tokenizer; ~75M parameters by default), so weights dominate peak memory."
     if (dest/'config.json').exists(): return dest
     import torch
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
     from prefnb.zoo import resolve_model
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3, num_hidden_layers=layers, num_attention_heads=hidden // 64,
+    cfg = Qwen2Config(vocab_size=vocab or len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3, num_hidden_layers=layers, num_attention_heads=hidden // 64,
                       num_key_value_heads=4, max_position_embeddings=1024, tie_word_embeddings=True,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(0)
@@ -397,6 +397,62 @@ def bench_memory():
                           f'CPU peak RSS of a fresh process ({params / 1e6:.0f}M-param Qwen2 shape {hidden}x{layers}, fp32, batch 4, AdamW); baseline = full reference copy; '
                           f'RSS after build {r["built_mib"]:.0f} MiB'))
         out.append(record(f'memory_step_s_{s}', r['step_s'], base['step_s'], 's/step', None, 'median step time, same runs'))
+    return out
+
+# ---------------------------------------------------------------- 4b. planner against measured peaks
+
+PLANNER_SIZES = {'small': (256, 4, 16384), 'mid': (512, 8, 32000)}   # hidden, layers, vocab (a vocabulary that makes the head matter)
+PLANNER_SETUP = dict(micro_batch_size=2, sequence_len=256, gradient_checkpointing=True, lora_r=16)
+
+def _status(key):
+    import re
+    return int(re.search(key + r':\s+(\d+)', Path('/proc/self/status').read_text()).group(1)) * 1024
+
+def planner_child(method, adapter, size):
+    """Run in a fresh process (glibc returns every block over 64 KiB to the kernel, MALLOC_MMAP_THRESHOLD_), so RSS follows
+    live tensors: peak RSS (VmHWM, reset before training) minus RSS before the model exists, against the planner's parts."""
+    quiet()
+    import torch, trl, peft, transformers   # imported before the baseline is read: libraries are not the run's memory
+    from trl import DPOTrainer, KTOTrainer
+    from trl.experimental.cpo import CPOTrainer
+    from trl.experimental.orpo import ORPOTrainer
+    from prefnb.trainer import build_trainer
+    hidden, layers, vocab = PLANNER_SIZES[size]
+    model_dir = mid_model(Path(tempfile.gettempdir())/f'prefnb-bench-planner-{hidden}x{layers}x{vocab}', hidden, layers, vocab)
+    text = ' '.join(f'word{i % 97}' for i in range(600))   # every sequence truncated to sequence_len: batches are as long as planned
+    rows = [dict(system='', question=f'{i} ' + text[:80], chosen=f'yes {i} ' + text, rejected=f'no {i} ' + text) for i in range(16)]
+    cfg = tiny_cfg(base_model=str(model_dir), rl=method, datasets=[dict(path=rows_file(rows), type='chatml.intel')],
+                   excess_length_strategy='truncate', max_steps=2, live_plots=False, health_checks=False, learning_rate=1e-5,
+                   adapter=None if adapter == 'full' else adapter, lora_alpha=32, **PLANNER_SETUP)
+    before = _status('VmRSS')
+    tr = no_printer(build_trainer(cfg)); tr.args.save_strategy = 'no'
+    Path('/proc/self/clear_refs').write_text('5')
+    tr.train()
+    from prefnb.memory import plan_memory
+    plan = plan_memory(str(model_dir), method, adapter=None if adapter == 'full' else adapter, optimizer=cfg.optimizer, dtype='fp32',
+                       device='cpu', **PLANNER_SETUP)   # the CPU plan: fp32, TRL's torch fallback head, no CUDA context
+    parts = plan.parts
+    print('RESULT ' + json.dumps(dict(measured=_status('VmHWM') - before, estimate=sum(parts.values()), parts=parts)))
+
+def bench_planner():
+    "The memory planner against measured CPU peaks: two model sizes, full and LoRA, DPO/KTO/ORPO/SimPO; ratio = estimate / measured."
+    out = []
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='65536', OMP_NUM_THREADS='1')
+    for size in (('small',) if QUICK else PLANNER_SIZES):
+        for adapter in ('full', 'lora'):
+            for method in ('dpo', 'kto', 'orpo', 'simpo'):
+                p = subprocess.run([sys.executable, __file__, '--child', 'planner', method, adapter, size], capture_output=True, text=True, env=env)
+                line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+                if not line: raise RuntimeError(f'planner child {method} {adapter} {size} failed:\n{p.stderr[-3000:]}')
+                r = json.loads(line[0][7:])
+                h, L, V = PLANNER_SIZES[size]
+                out.append(record(f'planner_{method}_{adapter}_{size}_cpu', r['estimate'] / 2**20, r['measured'] / 2**20, 'MiB',
+                                  None, f'Qwen2 shape {h}x{L}, vocab {V}, fp32 on CPU, batch 2 x 256 tokens, checkpointing; '
+                                  'estimate = plan_memory(..., dtype=fp32, device=cpu); measured = peak RSS over RSS before the model; '
+                                  'goal: within 15% (0.85 <= ratio <= 1.15); parts MiB ' +
+                                  ', '.join(f'{k} {v / 2**20:.0f}' for k, v in r['parts'].items()),
+                                  ratio=r['estimate'] / r['measured']))
+                out[-1].update(goal='0.85 <= ratio <= 1.15', met=0.85 <= out[-1]['ratio'] <= 1.15)
     return out
 
 # ---------------------------------------------------------------- 5. scaling
@@ -521,7 +577,7 @@ def bench_startup():
 # ---------------------------------------------------------------- main
 
 BENCHMARKS = dict(overhead=bench_overhead, padding=bench_padding, dataprep=bench_dataprep, memory=bench_memory,
-                  scaling=bench_scaling, startup=bench_startup)
+                  planner=bench_planner, scaling=bench_scaling, startup=bench_startup)
 
 def fmt(v):
     if v is None: return '–'
@@ -544,6 +600,7 @@ def main(argv=None):
     ap.add_argument('--only', nargs='+', choices=list(BENCHMARKS), help='run only these benchmarks')
     ap.add_argument('--child', nargs='+', help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.child and a.child[0] == 'planner': return planner_child(*a.child[1:4]) or 0
     if a.child: return memory_child(a.child[1], a.child[2], int(a.child[3])) or 0
     QUICK = a.quick
     records, t0, failed = [], time.perf_counter(), []

@@ -171,7 +171,7 @@ class PrefConfig(BaseModel):
     datasets: list[DatasetEntry] = Field(min_length=1) # training datasets
     test_datasets: list[DatasetEntry]|None = None      # evaluation datasets
     val_set_size: float = Field(0.0, ge=0, lt=1)       # fraction of training rows held out for eval when no test_datasets
-    val_set_max_rows: int|None = Field(256, ge=1)      # at most this many val_set_size rows (the rest train): eval stays cheap on big datasets; None: no cap
+    val_set_max_rows: int = Field(256, ge=0)           # at most this many val_set_size rows (the rest train): eval stays cheap on big datasets; 0: no cap
     sequence_len: int = Field(1024, ge=16)             # max tokens of prompt + response
     excess_length_strategy: Literal['drop', 'truncate', 'raise'] = 'drop'  # what to do with rows longer than sequence_len
     on_bad_rows: Literal['error', 'drop'] = 'error'    # malformed rows: stop with the row named, or drop and report

@@ -70,7 +70,8 @@ def test_val_set_max_rows_caps_the_split_and_says_so(toks):
     assert 'eval rows 40 (val_set_size asked for 128, capped at val_set_max_rows 40; the rest train)' in D.format_report(p.report)
     p = D.prepare(cfg(base, val_set_size=0.1, val_set_max_rows=40), toks['chatml'])
     assert (len(p.train), len(p.eval), p.report['eval_capped']) == (230, 26, None)      # under the cap: the fraction as asked
-    assert len(D.prepare(cfg(base, val_set_size=0.5), toks['chatml']).eval) == 128      # a plain dict config has no cap
+    assert len(D.prepare(cfg(base, val_set_size=0.5), toks['chatml']).eval) == 128      # under the default cap of 256
+    assert len(D.prepare(cfg(base, val_set_size=0.5, val_set_max_rows=0), toks['chatml']).eval) == 128   # 0: no cap
 
 # ---- bad rows: each names dataset, row, column, found and expected
 GOOD = dict(question='Q', chosen='C', rejected='R')
