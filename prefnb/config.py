@@ -221,6 +221,7 @@ class PrefConfig(BaseModel):
     # prefnb's own
     live_plots: bool = True                            # plot metrics while training (notebooks)
     health_checks: bool = True                         # diagnose the run live and at the end (prefnb.health)
+    sample_generations: int = Field(4, ge=0)           # after training, answer this many held-out eval prompts with policy and reference (generations.md; 0: off)
     _warnings: list = PrivateAttr(default_factory=list)
 
     @model_validator(mode='after')

@@ -123,8 +123,8 @@ def load_source(entry, # a dataset entry (DatasetEntry, dict or namespace), or a
     if not isinstance(src, (str, Path)) or not str(src): raise UserError(f"{label}: path is {src!r}; expected a file, folder or dataset name")
     src, split = str(src), get(entry, 'split', split)
     if src.startswith('prefnb:toy-'):
-        from prefnb.zoo import toy_dataset, SCHEMAS
-        if src.removeprefix('prefnb:toy-') not in [*SCHEMAS, 'kto']: raise UserError(f"{label}: unknown toy dataset; expected one of {['prefnb:toy-' + s for s in [*SCHEMAS, 'kto']]}")
+        from prefnb.zoo import toy_dataset, TOY_NAMES
+        if src.removeprefix('prefnb:toy-') not in TOY_NAMES: raise UserError(f"{label}: unknown toy dataset; expected one of {['prefnb:toy-' + s for s in TOY_NAMES]}")
         return toy_dataset(src, split='test' if split in ('test', 'validation') else 'train')
     kw = {k: get(entry, k) for k in ('name', 'revision', 'data_files') if get(entry, k) is not None}
     p = Path(src).expanduser()

@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['MetricsFile', 'NanGuard', 'GracefulStop', 'RUN_FILES', 'NOT_SECRET', 'checkpoints', 'resume_checkpoint',
-           'prepare_run_dir', 'quiet_run', 'own_progress', 'RunResult', 'trl_args_json', 'train', 'parse_sets',
-           'quiet_libraries', 'train_cli', 'merge_adapter', 'merge_cli']
+           'prepare_run_dir', 'quiet_run', 'own_progress', 'generate_answers', 'compare_generations',
+           'generations_markdown', 'RunResult', 'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli',
+           'merge_adapter', 'merge_cli']
 
 # %% ../nbs/16_run.ipynb #f2ac06c0
 import contextlib, functools, json, math, os, signal, warnings
@@ -51,7 +52,8 @@ class _GracefulStop:
 MetricsFile, NanGuard, GracefulStop = map(trainer_callback, (_MetricsFile, _NanGuard, _GracefulStop))
 
 # %% ../nbs/16_run.ipynb #44778171
-RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png')
+RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json', 'health.json', 'health.md', 'metrics.png',
+             'generations.jsonl', 'generations.md')
 
 def _complete(ck:Path)->bool:
     "A checkpoint is complete when its trainer state parses at its own step and every weights file opens."
@@ -134,10 +136,65 @@ def own_progress(trainer):
     for c in (NotebookProgressCallback, ProgressCallback, PrinterCallback): trainer.remove_callback(c)
     return trainer
 
+# %% ../nbs/16_run.ipynb #6996d325
+def _autocast(model):
+    "Autocast in the model's low-precision dtype when it has one (mixed bf16/fp32 weights after TRL's casts), else nothing."
+    import contextlib, torch
+    dts = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    low = [d for d in (torch.bfloat16, torch.float16) if d in dts]
+    dev = next(model.parameters()).device
+    return torch.autocast(dev.type, dtype=low[0]) if low else contextlib.nullcontext()
+
+def generate_answers(model, tok, # a causal LM (PEFT or not) and its tokenizer
+                     prompts:list, # rendered prompt strings, or lists of token ids
+                     max_new_tokens:int=48, # length limit of each answer
+                     sample:bool=False, # False: greedy; True: plain sampling (temperature 1)
+                     num_samples:int=1, # answers per prompt when sampling
+                     seed:int=0 # sampling seed (the global RNG is left as it was)
+                    )->list[str]: # `num_samples` answers per prompt, prompt by prompt
+    "Answers of `model` to `prompts` on its own device and in its own precision, special tokens removed."
+    import torch
+    dev = next(model.parameters()).device
+    ids = [p if isinstance(p, (list, tuple)) else tok(p)['input_ids'] for p in prompts]
+    side, tok.padding_side, was = tok.padding_side, 'left', model.training
+    try:
+        enc = tok.pad({'input_ids': [list(i) for i in ids]}, return_tensors='pt').to(dev)
+        model.eval()
+        with torch.no_grad(), _autocast(model), torch.random.fork_rng(devices=[dev] if dev.type == 'cuda' else []):
+            torch.manual_seed(seed)
+            kw = dict(do_sample=True, temperature=1.0, top_p=1.0, top_k=0, num_return_sequences=num_samples) if sample else dict(do_sample=False)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, use_cache=True, **kw)
+    finally: tok.padding_side = side; model.train(was)
+    return [t.strip() for t in tok.batch_decode(out[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)]
+
+# %% ../nbs/16_run.ipynb #ce0d9ba0
+def compare_generations(model, tok, prompts:list, # as for `generate_answers`
+                        reference=None, # a reference model; None: the adapter switched off for a PEFT model, else no reference; False: none
+                        **kw # `generate_answers` options
+                       )->list[dict]:
+    "{prompt, policy, reference} for each prompt (and sample): the trained model next to where it started."
+    pol = generate_answers(model, tok, prompts, **kw)
+    if reference is None and hasattr(model, 'disable_adapter'):
+        with model.disable_adapter(): ref = generate_answers(model, tok, prompts, **kw)
+    elif reference not in (None, False): ref = generate_answers(reference, tok, prompts, **kw)
+    else: ref = [None] * len(pol)
+    k = len(pol) // max(len(prompts), 1)
+    text = [p if isinstance(p, str) else tok.decode(p) for p in prompts]
+    return [dict(prompt=text[i // k], policy=a, reference=r) for i, (a, r) in enumerate(zip(pol, ref))]
+
+def generations_markdown(rows:list[dict], title:str='Generations on held-out prompts')->str:
+    "The rows of `compare_generations` as a page to read."
+    out = [f'# {title}', '']
+    for i, r in enumerate(rows, 1):
+        out += [f'## {i}', '', '```text', r['prompt'].strip(), '```', '', f"**policy:** {r['policy']}", '']
+        out += [f"**reference:** {r['reference']}" if r['reference'] is not None else '**reference:** (none kept: this method trains without one)', '']
+    return '\n'.join(out)
+
 # %% ../nbs/16_run.ipynb #279ac6ea
 class RunResult:
-    "What `train` returns: the run folder, the metrics, the health findings and the trainer."
-    def __init__(self, run_dir, history, findings, trainer): self.run_dir, self.history, self.findings, self.trainer = run_dir, history, findings, trainer
+    "What `train` returns: the run folder, the metrics, the health findings, the trainer and the policy-vs-reference generations."
+    def __init__(self, run_dir, history, findings, trainer, generations=None):
+        self.run_dir, self.history, self.findings, self.trainer, self.generations = run_dir, history, findings, trainer, generations or []
     def __repr__(self): return f'RunResult({self.run_dir}, {len(self.history)} log entries, {len(self.findings or [])} findings)'
 
 def _log(msg): print(f'[prefnb] {msg}', flush=True)
@@ -169,6 +226,22 @@ def _finish(cfg, run):
         from prefnb.plots import plot_metrics
         plot_metrics(run, method=cfg.rl, findings=findings, path=run/'metrics.png')
     return findings
+
+def _generations(cfg, trainer, run):
+    "Policy and reference answers to the first `sample_generations` distinct eval prompts, written to the run folder."
+    ev, n = trainer.eval_dataset, cfg.sample_generations
+    if not n or ev is None or isinstance(ev, dict) or 'prompt' not in ev.column_names: return []
+    if int(os.environ.get('WORLD_SIZE', 1)) > 1: _log('generations: skipped on more than one process'); return []
+    seen, prompts = set(), []
+    for i, p in enumerate(ev['prompt']):
+        if p not in seen: seen.add(p); prompts.append(ev[i]['prompt_ids'] if 'prompt_ids' in ev.column_names else p)
+        if len(prompts) == n: break
+    ref = getattr(trainer, 'ref_model', None)
+    rows = compare_generations(trainer.model, trainer.processing_class, prompts, reference=ref if ref is not None else
+                               (None if hasattr(trainer.model, 'disable_adapter') else False), max_new_tokens=48)
+    (run/'generations.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows))
+    (run/'generations.md').write_text(generations_markdown(rows))
+    return rows
 
 @_quiet
 def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
@@ -210,8 +283,10 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     if not main: return RunResult(run, [], None, trainer)
     trainer.processing_class.save_pretrained(str(run))
     findings = _finish(cfg, run)
+    gens = _generations(cfg, trainer, run)
+    if gens: _log(f'generations on {len(gens)} held-out prompts: {run/"generations.md"}')
     from prefnb.health import load_history
-    return RunResult(run, load_history(run), findings, trainer)
+    return RunResult(run, load_history(run), findings, trainer, gens)
 
 # %% ../nbs/16_run.ipynb #7b07448c
 def parse_sets(items:list[str])->dict:
