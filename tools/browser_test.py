@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = 'prefnb-browser-test'
 FORM_CONFIG = dict(base_model='prefnb:tiny-chatml', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')], max_steps=24,
-                   sequence_len=128, micro_batch_size=2, gradient_accumulation_steps=1, logging_steps=1, output_dir='runs/form')
+                   sequence_len=128, micro_batch_size=2, gradient_accumulation_steps=1, logging_steps=1, learning_rate=5e-4, output_dir='runs/form')
 
 class Checks:
     def __init__(self): self.results = []
@@ -89,7 +89,9 @@ def open_notebook(page, url, name):
     page.wait_for_function(KERNEL_IDLE, timeout=180_000)
     time.sleep(1)
 
-def run_all(page): page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+def run_all(page):
+    "Run All, as the menu does; without waiting for the cells (evaluate would wait for the command's promise)."
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 def widget_errors(page): return page.evaluate("() => document.body.innerText.includes('Error displaying widget')")
 
@@ -194,7 +196,7 @@ def main(argv=None):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=a.chromium, args=['--no-sandbox', '--disable-dev-shm-usage'])
-            page = browser.new_page(viewport=dict(width=1300, height=1000))
+            page = browser.new_page(viewport=dict(width=1300, height=2000))   # tall: the whole form and its figure in one picture
             page.on('console', lambda m: console.append(m.text) if m.type == 'error' else None)
             page.on('pageerror', lambda e: console.append(f'pageerror: {e}'))
             for name, fn in (('tutorial', tutorial), ('form', form)):
