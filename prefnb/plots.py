@@ -58,7 +58,7 @@ def plot_series(ax, # a matplotlib Axes
         line = ax.plot(x, ema(y, smooth), style, color=color, label=label, lw=1.6)[0]
         ax.plot(x, y, style, color=line.get_color(), alpha=0.25, lw=0.8)
         return line
-    return ax.plot(x, y, style, color=color, label=label, lw=1.4)[0]
+    return ax.plot(x, y, style, color=color, label=label, lw=1.4, marker='o' if len(x) == 1 else None, ms=3)[0]   # one point: a dot
 
 def shade(ax, lo:float=None, hi:float=None, # the healthy range; None = unbounded on that side
           color='tab:green'):
@@ -228,7 +228,7 @@ class _LivePlotCallback:
         self.method, self.budget, self.path, self.health, self.every, self.grace = method, budget, path, health, every, grace
         self.live = in_notebook() if live is None else live
         self.history, self.fig, self.view, self.progress, self.image = [], None, None, None, None
-        self.plot_seconds = self.final_seconds = self.train_seconds = self.last_cost = 0.0
+        self.plot_seconds = self.final_seconds = self.train_seconds = self.last_cost = self.first_cost = 0.0
         self.draws, self.t0, self.last_draw, self.last_line, self.max_steps = 0, None, None, None, 0
 
     def _show(self):
@@ -254,9 +254,10 @@ class _LivePlotCallback:
 # %% ../nbs/15_plots.ipynb #8eed7093
 @patch
 def _due(self:_LivePlotCallback, now:float)->bool:
-    "Redraw now? At the first log; then at most every `every` s, while drawing stays within `grace` + `budget` x time."
+    "Redraw now? At the first log; then at most every `every` s, while redraws after the first stay within `grace` + `budget` x time."
     if self.draws == 0: return True
-    return now - self.last_draw >= self.every and self.plot_seconds + self.last_cost <= self.grace + self.budget * (now - self.t0)
+    spent = self.plot_seconds - self.first_cost   # the first picture is not counted: it is what you wait for
+    return now - self.last_draw >= self.every and spent + self.last_cost <= self.grace + self.budget * (now - self.t0)
 
 @patch
 def _redraw(self:_LivePlotCallback):
@@ -284,7 +285,10 @@ def on_log(self:_LivePlotCallback, args, state, control, logs=None, **kwargs):
     if self.t0 is None: self.on_train_begin(args, state, control)
     self.history.append(dict(logs, step=state.global_step))
     self._line(state, force=True)
-    if self.live and panels_for(self.history[-1:]) and self._due(time.perf_counter()): self.plot_seconds += self._redraw()
+    if self.live and panels_for(self.history[-1:]) and self._due(time.perf_counter()):
+        cost = self._redraw()
+        if self.draws == 1: self.first_cost = cost
+        self.plot_seconds += cost
 
 @patch
 def on_train_end(self:_LivePlotCallback, args, state, control, **kwargs):

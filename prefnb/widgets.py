@@ -147,7 +147,7 @@ class ConfigForm(W.VBox):
         self.yaml_path = W.Text(value=yaml_path, description='YAML file', **{_TIP: 'the file YAML writes and Load reads'}, layout=W.Layout(width='340px'))
         self.on_existing = W.Dropdown(options=[('train into a new folder', 'new'), ('overwrite it', 'overwrite')], description='run folder taken:',
                                       style=dict(description_width='initial'), **{_TIP: 'what Train does when output_dir already holds a run'})
-        self.buttons = {n: W.Button(description=n, **{_TIP: t}) for n, t in [
+        self.buttons = {n: W.Button(description=n, tooltip=t) for n, t in [   # Button has `tooltip` in ipywidgets 7 and 8
             ('Recommend', 'choose the method from the data (and the GPU)'), ('Memory', 'estimate peak GPU memory'),
             ('Preview data', 'show samples token by token'), ('YAML', 'show the config as YAML and save it'),
             ('Load', 'fill the form from the YAML file in the box'), ('Train', 'train this config here, with live plots and health checks')]}

@@ -27,12 +27,14 @@ def test_method_tutorials_open_with_badge_install_and_one_switch():
         badge = f'https://colab.research.google.com/github/prefnb/prefnb/blob/main/nbs/tutorials/{m}.ipynb'
         assert badge in cs[1][1], m
         code = [s for t, s in cs if t == 'code']
-        assert flags(code[0]).get('eval') == 'false' and "%pip install -q 'prefnb[quantization]'" in code[0] and 'COLAB_RELEASE_TAG' in code[0], m
+        assert flags(code[0]).get('eval') == 'false' and "%pip install -q 'prefnb[quantization]'" in code[0], m
+        assert "if os.environ.get('COLAB_RELEASE_TAG') or os.environ.get('KAGGLE_KERNEL_RUN_TYPE'):" in code[0], m   # Run All elsewhere installs nothing
         switch = [s for s in code if 'FULL =' in s]
         assert len(switch) == 1, m                                   # one switch, not one per cell
         assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_TINY')" in switch[0], m
         skipped = [s for s in code if flags(s).get('eval') == 'false' or {'gpu', 'slow'} & set(flags(s))]
         assert len(skipped) == 2 and 'push_to_hub' in skipped[1], m   # only the install and the push (network) cells
+        assert "PUSH_TO = ''" in skipped[1] and 'if PUSH_TO:' in skipped[1], m   # pushing needs an explicit switch
         assert any(f"rl='{m}'" in s for s in code) and any('disable_adapter()' in s for s in code), m
 
 def test_no_page_is_skipped_wholesale():

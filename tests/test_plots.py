@@ -108,18 +108,19 @@ def fake_run(monkeypatch, n, step, cost, **kw):
 
 @pytest.mark.parametrize('cost', [0.2, 1.0, 3.0])
 def test_live_throttle_keeps_a_long_run_within_budget(monkeypatch, cost):
-    "3000 logs of 0.1 s (5 minutes), redraws costing `cost` s: the first log draws, then the time stays within 5% + 3 s."
+    "3000 logs of 0.1 s (5 minutes), redraws costing `cost` s: the first log draws, then redraws stay within 5% + 3 s."
     cb, at = fake_run(monkeypatch, 3000, 0.1, cost)
     assert at[0] == 1
-    assert cb.overhead <= 0.05 + 3 / 300, cb.overhead
+    assert cb.overhead <= 0.05 + (3 + cost) / 300, cb.overhead           # 5%, the grace and the first picture
     assert cb.draws >= (0.05 * 300 + 3) / cost / 2, cb.draws      # at least half the redraws the budget allows
     assert all(b - a >= 2 / 0.1 for a, b in zip(at, at[1:]))   # never more often than every 2 s
 
-@pytest.mark.parametrize('step, cost', [(1.2, 0.65), (0.5, 0.3), (2.0, 1.0)])
+@pytest.mark.parametrize('step, cost', [(1.2, 0.65), (0.5, 0.3), (2.0, 1.0), (5.0, 4.0)])
 def test_a_short_run_is_redrawn_while_it_trains(monkeypatch, step, cost):
-    "The tutorial's run: 12 logged steps in 6 to 24 s; the figure appears at step 1 and changes at least twice before the end."
+    """The tutorial's run: 12 logged steps in 6 to 60 s, redraws of 0.3 s (a free GPU) to 4 s (an overloaded 2-core machine):
+    the figure appears at step 1 and is redrawn before the end (the final picture then makes the second change)."""
     cb, at = fake_run(monkeypatch, 12, step, cost)
-    assert at[0] == 1 and len(at) >= 3 and at[-1] < 12, at
+    assert at[0] == 1 and len(at) >= (2 if cost > 3 else 3) and at[-1] < 12, at
 
 def test_errors():
     with pytest.raises(UserError, match='no metrics to plot'): plot_metrics([{'step': 1, 'epoch': 0.1}])

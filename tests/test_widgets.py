@@ -50,6 +50,13 @@ def test_every_field_has_a_readable_label_and_its_comment_as_help():
     assert list(f.section_buttons) == list(TABS) and list(f.sections) == list(TABS)
     assert not any(isinstance(w, W.Tab) for w in _walk(f))        # Colab's widget manager does not show Tab
 
+def test_the_form_uses_only_what_this_ipywidgets_knows():
+    "An option ipywidgets 7 does not know (a tooltip spelled the ipywidgets 8 way) is a traitlets DeprecationWarning: none."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='.*unrecognized arguments', category=DeprecationWarning)
+        f = config_form(GOOD)
+    assert f.buttons['Train'].tooltip.startswith('train this config here')
+
 def _walk(w):
     yield w
     for c in getattr(w, 'children', ()): yield from _walk(c)

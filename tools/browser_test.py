@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = 'prefnb-browser-test'
 FORM_CONFIG = dict(base_model='prefnb:tiny-chatml', datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')], max_steps=24,
-                   sequence_len=128, micro_batch_size=2, gradient_accumulation_steps=1, logging_steps=1, output_dir='runs/form')
+                   sequence_len=128, micro_batch_size=2, gradient_accumulation_steps=1, logging_steps=1, learning_rate=5e-4, output_dir='runs/form')
 
 class Checks:
     def __init__(self): self.results = []
@@ -75,26 +75,31 @@ KERNEL_IDLE = """() => { const w = window.jupyterapp && window.jupyterapp.shell.
   const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
   return !!k && k.status === 'idle'; }"""
 
-CELL_STATE = """(i) => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[i]; if (!c) return null;
+CELL_STATE = """(i) => { const c = (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document).querySelectorAll('.jp-Cell')[i]; if (!c) return null;
   const img = c.querySelector('.jp-OutputArea img');
   const line = Array.from(c.querySelectorAll('.jp-OutputArea .widget-html-content')).map(e => e.textContent).find(t => /step \\d+\\/\\d+/.test(t)) || '';
   return {running: c.querySelector('.jp-InputPrompt').textContent.includes('*'), src: img && img.offsetParent !== null ? img.src : null,
           line: line}; }"""
 
-ALL_DONE = """() => { const ps = Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell.jp-CodeCell .jp-InputPrompt')).map(p => p.textContent);
+ALL_DONE = """() => { const ps = Array.from((document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document).querySelectorAll('.jp-Cell.jp-CodeCell .jp-InputPrompt')).map(p => p.textContent);
   return ps.length > 0 && ps.every(t => /\\[\\d+\\]/.test(t)); }"""
 
 def open_notebook(page, url, name):
-    page.goto(f'{url}/lab/tree/{name}?token={TOKEN}')
+    page.goto(f'{url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={TOKEN}&reset')   # a fresh workspace: this notebook only
+    try:   # JupyterLab may still ask which kernel, although the notebook names it: take the one it proposes
+        page.locator('.jp-Dialog').get_by_role('button', name='Select').click(timeout=8000)
+    except Exception: pass
     page.wait_for_function(KERNEL_IDLE, timeout=180_000)
     time.sleep(1)
 
-def run_all(page): page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+def run_all(page):
+    "Run All, as the menu does; without waiting for the cells (evaluate would wait for the command's promise)."
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 def widget_errors(page): return page.evaluate("() => document.body.innerText.includes('Error displaying widget')")
 
 def cell_index(page, text):
-    return page.evaluate("""(t) => Array.from(document.querySelectorAll('.jp-Notebook .jp-Cell')).findIndex(
+    return page.evaluate("""(t) => Array.from((document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document).querySelectorAll('.jp-Cell')).findIndex(
         c => c.querySelector('.jp-InputArea') && c.querySelector('.jp-InputArea').textContent.includes(t))""", text)
 
 def shot(page, out:Path, name, el=None):
@@ -108,7 +113,7 @@ def tutorial(page, url, out, check:Checks, timeout=900):
     check(i >= 0, 'the DPO tutorial has its training cell')
     run_all(page)
     t0, seen, lines, shots, running_seen = time.time(), [], [], 0, False
-    cell = page.locator('.jp-Notebook .jp-Cell').nth(i)
+    cell = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell').nth(i)
     while time.time() - t0 < timeout:
         st = page.evaluate(CELL_STATE, i)
         if st and st['running']:
@@ -194,11 +199,11 @@ def main(argv=None):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=a.chromium, args=['--no-sandbox', '--disable-dev-shm-usage'])
-            page = browser.new_page(viewport=dict(width=1300, height=1000))
-            page.on('console', lambda m: console.append(m.text) if m.type == 'error' else None)
-            page.on('pageerror', lambda e: console.append(f'pageerror: {e}'))
             for name, fn in (('tutorial', tutorial), ('form', form)):
                 if a.only in (None, name):
+                    page = browser.new_page(viewport=dict(width=1300, height=2000))   # tall: the whole form and its figure in one picture
+                    page.on('console', lambda m: console.append(m.text) if m.type == 'error' else None)
+                    page.on('pageerror', lambda e: console.append(f'pageerror: {e}'))
                     t = time.time()
                     try: fn(page, url, out, check)
                     except Exception as e:

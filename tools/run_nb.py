@@ -6,7 +6,7 @@ Cells flagged `gpu` (and `slow`, unless --flags slow), `#| eval: false` cells an
 user sees in Jupyter: rich HTML tables instead of text, widget state, no text progress walls.
 CI runs the notebooks with `nbdev_test`, which does not save outputs.
 """
-import os, re, sys
+import json, os, re, sys
 from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
@@ -22,6 +22,20 @@ def _skipped(src:str, skip)->bool:
         flags.update(d.split())
     return bool(flags & set(skip))
 
+def _shown_widgets(meta:dict, cells)->dict:
+    "Keep the state of the widgets the saved outputs display (and the models they refer to), not of every widget made."
+    key = 'application/vnd.jupyter.widget-state+json'
+    state = meta.get(key, {}).get('state', {})
+    todo = [o['data']['application/vnd.jupyter.widget-view+json']['model_id'] for c in cells if c.cell_type == 'code'
+            for o in c.get('outputs', []) if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    keep = set()
+    while todo:
+        m = todo.pop()
+        if m in keep or m not in state: continue
+        keep.add(m)
+        todo += re.findall(r'IPY_MODEL_([0-9a-f]+)', json.dumps(state[m]))
+    return {**meta, key: {**meta[key], 'state': {m: v for m, v in state.items() if m in keep}}}
+
 def run(fn, skip=('gpu', 'slow'), timeout=1200):
     fn = Path(fn).resolve()
     nb = nbformat.read(fn, as_version=4)
@@ -36,7 +50,7 @@ def run(fn, skip=('gpu', 'slow'), timeout=1200):
         if dst.cell_type != 'code': continue
         dst.outputs = [] if i in skipped else src.outputs
         dst.execution_count = None
-    if 'widgets' in run_nb.metadata: nb.metadata['widgets'] = run_nb.metadata['widgets']
+    if 'widgets' in run_nb.metadata: nb.metadata['widgets'] = _shown_widgets(run_nb.metadata['widgets'], nb.cells)
     nb.metadata['kernelspec'] = dict(display_name='python3', language='python', name='python3')
     nbformat.write(nb, fn)
 
