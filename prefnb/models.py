@@ -70,7 +70,7 @@ def load_model(cfg, # a `PrefConfig`
     "The policy model, loaded and prepared as `cfg` asks."
     from transformers import AutoModelForCausalLM
     q = quantization_config(cfg, precision)
-    kw = dict(dtype=model_dtype(cfg, precision), attn_implementation=attention_implementation(precision),
+    kw = dict(dtype=model_dtype(cfg, precision), attn_implementation=cfg.attn_implementation or attention_implementation(precision),
               trust_remote_code=cfg.trust_remote_code)
     if q is not None: kw.update(quantization_config=q, device_map={'': int(os.environ.get('LOCAL_RANK', 0))})
     try: model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.base_model), **kw)
