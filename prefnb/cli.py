@@ -6,7 +6,7 @@
 __all__ = ['COMMANDS', 'run_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #20e9b265
-import argparse, importlib, sys
+import argparse, importlib, os, sys
 from .core import UserError
 
 # %% ../nbs/90_cli.ipynb #b3aec28c
@@ -18,6 +18,8 @@ COMMANDS = {  # name: (module, function, one-line help)
     'train': ('prefnb.run', 'train_cli', 'train from a config (DPO, IPO, KTO, ORPO, SimPO)'),
     'doctor': ('prefnb.health', 'doctor_cli', 'diagnose a run folder or metrics file; exit 3 on an error finding'),
     'merge': ('prefnb.run', 'merge_cli', 'merge a LoRA adapter into its base model'),
+    'strategies': ('prefnb.strategies', 'strategies_cli', 'list the dataset types (type:) of each method and the columns they read'),
+    'templates': ('prefnb.templates', 'templates_cli', 'list the named chat templates (chat_template:); --show NAME renders one'),
 }
 
 # %% ../nbs/90_cli.ipynb #284dfabf
@@ -32,10 +34,19 @@ def _parser():
     ap.add_argument('args', nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return ap
 
+def _pipe_closed()->int:
+    "The reader of stdout went away (`prefnb check --json c.yml | head -1`): stop quietly, as Unix tools do."
+    try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # nothing more to flush at exit
+    except (OSError, ValueError, AttributeError): pass                      # stdout is not a file (a notebook, a test)
+    return 141                                                               # 128 + SIGPIPE, what `yes | head -1` leaves
+
 def run_command(name:str, argv:list[str])->int:
-    "Import the module that owns command `name` and run it; user errors become exit code 2."
+    "Import the module that owns command `name` and run it; user errors become exit code 2, a closed pipe a quiet exit."
     mod, fn, _ = COMMANDS[name]
-    try: return getattr(importlib.import_module(mod), fn)(argv) or 0
+    try:
+        try: return getattr(importlib.import_module(mod), fn)(argv) or 0
+        finally: sys.stdout.flush()   # inside the try: a closed pipe shows here, not as a traceback at exit
+    except BrokenPipeError: return _pipe_closed()
     except UserError as e:
         print(f'error: {e}', file=sys.stderr)
         return e.exit_code

@@ -44,7 +44,7 @@ def load_model(cfg, # a `PrefConfig`
     import torch
     from transformers import AutoModelForCausalLM
     q = quantization_config(cfg, plan)
-    kw = dict(dtype=getattr(torch, plan['load_dtype']), attn_implementation=plan['attention'], trust_remote_code=cfg.trust_remote_code)
+    kw = dict(dtype=getattr(torch, plan['load_dtype']), attn_implementation=cfg.attn_implementation or plan['attention'], trust_remote_code=cfg.trust_remote_code)
     if q is not None:
         kw.update(quantization_config=q, device_map={'': 'cpu' if plan['kind'] == 'cpu' else int(os.environ.get('LOCAL_RANK', 0))})
     try: model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.base_model), **kw)

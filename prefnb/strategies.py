@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['TEMPLATES', 'METHOD_FAMILIES', 'OUTPUT_COLUMNS', 'REGISTRY', 'ALIASES', 'PAIRED', 'NECTAR_PROMPT', 'ROLES', 'KTO',
-           'render_prompt', 'render_response', 'BadRow', 'text', 'turn_content', 'Strategy', 'register_strategy',
-           'available', 'resolve_name', 'get_strategy', 'load', 'default', 'argilla_chat', 'icr', 'intel',
-           'prompt_pairs', 'ultra', 'nectar', 'passthrough', 'user_defined', 'messages', 'check_order', 'render_turn',
-           'chat_template_default', 'chat_template_argilla_chat', 'orpo_argilla', 'label', 'kto_argilla',
+           'render_prompt', 'render_response', 'BadRow', 'text', 'response', 'turn_content', 'Strategy',
+           'register_strategy', 'available', 'resolve_name', 'get_strategy', 'load', 'default', 'argilla_chat', 'icr',
+           'intel', 'prompt_pairs', 'ultra', 'nectar', 'passthrough', 'user_defined', 'messages', 'check_order',
+           'render_turn', 'chat_template_default', 'chat_template_argilla_chat', 'orpo_argilla', 'label', 'kto_argilla',
            'kto_argilla_chat', 'kto_intel', 'kto_prompt_pairs', 'kto_ultra', 'kto_user_defined', 'kto_passthrough',
-           'import_strategies']
+           'import_strategies', 'strategies_cli']
 
 # %% ../nbs/05_strategies.ipynb #eef8b34c
 import difflib, functools, inspect, string
@@ -70,10 +70,20 @@ def text(row:dict, # the dataset row
     if not isinstance(v, str) or not v: raise BadRow(column, v, what)
     return v
 
+def response(row:dict, # the dataset row
+             column:str # the column holding a response (chosen, rejected or completion)
+            )->str:
+    "`row[column]` as a string; an empty response is allowed (it trains the end-of-turn alone), a missing one is not."
+    v = row.get(column, _MISSING)
+    if v is _MISSING: raise BadRow(column, None, 'a string', missing=True)
+    if not isinstance(v, str): raise BadRow(column, v, 'a string')
+    return v
+
 # %% ../nbs/05_strategies.ipynb #bf0da875
 def turn_content(row:dict, # the dataset row
                  column:str, # a column holding a list of {role, content} messages
-                 i:int # which message
+                 i:int, # which message
+                 allow_empty:bool=False # True for responses: an empty content is kept
                 )->str:
     "`row[column][i]['content']` as a non-empty string, or `BadRow`."
     v = row.get(column, _MISSING)
@@ -81,8 +91,8 @@ def turn_content(row:dict, # the dataset row
     if v is _MISSING: raise BadRow(column, None, want, missing=True)
     if not isinstance(v, (list, tuple)) or len(v) < (i+1 if i >= 0 else -i): raise BadRow(column, v, want)
     m = v[i]
-    if not isinstance(m, dict) or not isinstance(m.get('content'), str) or not m['content']:
-        raise BadRow(f'{column}[{i}].content', m, 'a message dict with non-empty string content')
+    if not isinstance(m, dict) or not isinstance(m.get('content'), str) or not (m['content'] or allow_empty):
+        raise BadRow(f'{column}[{i}].content', m, 'a message dict with ' + ('string' if allow_empty else 'non-empty string') + ' content')
     return m['content']
 
 # %% ../nbs/05_strategies.ipynb #bf31d7d5
@@ -192,29 +202,29 @@ def _first(row, cols):
 
 def default(row, family='chatml'):
     "`prompt` (else `input`, `question`, `instruction`), `chosen`/`chosen_response`, `rejected`/`rejected_response`, optional `system`."
-    c = text(row, 'chosen' if 'chosen' in row or 'chosen_response' not in row else 'chosen_response')
-    r = text(row, 'rejected' if 'rejected' in row or 'rejected_response' not in row else 'rejected_response')
+    c = response(row, 'chosen' if 'chosen' in row or 'chosen_response' not in row else 'chosen_response')
+    r = response(row, 'rejected' if 'rejected' in row or 'rejected_response' not in row else 'rejected_response')
     return _paired(family, _first(row, ('prompt', 'input', 'question', 'instruction')), c, r, _system(row))
 
 def argilla_chat(row, family='chatml'):
     "Prompt from `chosen[0]`, responses from `chosen[1]` and `rejected[1]`; system ignored (argilla/dpo-mix-7k)."
-    return _paired(family, turn_content(row, 'chosen', 0), turn_content(row, 'chosen', 1), turn_content(row, 'rejected', 1))
+    return _paired(family, turn_content(row, 'chosen', 0), turn_content(row, 'chosen', 1, True), turn_content(row, 'rejected', 1, True))
 
 def icr(row, family='chatml'):
     "`input`, `chosen`, `rejected`, optional `system` (argilla/distilabel-intel-orca-dpo-pairs)."
-    return _paired(family, text(row, 'input'), text(row, 'chosen'), text(row, 'rejected'), _system(row))
+    return _paired(family, text(row, 'input'), response(row, 'chosen'), response(row, 'rejected'), _system(row))
 
 def intel(row, family='chatml'):
     "`question`, `chosen`, `rejected`, optional `system` (Intel/orca_dpo_pairs)."
-    return _paired(family, text(row, 'question'), text(row, 'chosen'), text(row, 'rejected'), _system(row))
+    return _paired(family, text(row, 'question'), response(row, 'chosen'), response(row, 'rejected'), _system(row))
 
 def prompt_pairs(row, family='chatml'):
     "`prompt`, `chosen`, `rejected`, optional `system`."
-    return _paired(family, text(row, 'prompt'), text(row, 'chosen'), text(row, 'rejected'), _system(row))
+    return _paired(family, text(row, 'prompt'), response(row, 'chosen'), response(row, 'rejected'), _system(row))
 
 def ultra(row, family='chatml'):
     "`prompt` string; responses from `chosen[1]` and `rejected[1]` message lists (ultrafeedback-binarized-cleaned)."
-    return _paired(family, text(row, 'prompt'), turn_content(row, 'chosen', 1), turn_content(row, 'rejected', 1), _system(row))
+    return _paired(family, text(row, 'prompt'), turn_content(row, 'chosen', 1, True), turn_content(row, 'rejected', 1, True), _system(row))
 
 PAIRED = dict(default=default, argilla_chat=argilla_chat, icr=icr, intel=intel, prompt_pairs=prompt_pairs, ultra=ultra)
 
@@ -255,10 +265,11 @@ def _check_out(row, cols):
     out = {}
     for c in cols:
         if c == 'label': out[c] = label(row)
-        else: out[c] = text(row, c)
+        elif c == 'prompt': out[c] = text(row, c)
+        else: out[c] = response(row, c)
     return out
 
-@register_strategy('passthrough', rl='paired')
+@register_strategy('passthrough', rl='paired', aliases=('passthrough.default',))
 def passthrough(row):
     "The row unchanged; it must already hold string `prompt`, `chosen`, `rejected`."
     return _check_out(row, OUTPUT_COLUMNS['paired'])
@@ -269,8 +280,8 @@ def user_defined(row, field_prompt='prompt', field_system='system', field_chosen
     "Your columns and format strings (a dict `type:`); `{system}` is the row's system or \"\"."
     p, s = text(row, field_prompt), row.get(field_system) or ''
     return dict(prompt=_fmt('prompt_format', prompt_format, prompt=p, system=s),
-                chosen=_fmt('chosen_format', chosen_format, chosen=text(row, field_chosen)),
-                rejected=_fmt('rejected_format', rejected_format, rejected=text(row, field_rejected)))
+                chosen=_fmt('chosen_format', chosen_format, chosen=response(row, field_chosen)),
+                rejected=_fmt('rejected_format', rejected_format, rejected=response(row, field_rejected)))
 
 # %% ../nbs/05_strategies.ipynb #6c2345cf
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -354,6 +365,9 @@ def render_turn(tokenizer, # renders with `apply_chat_template`
     before, full = _render(tokenizer, context, tmpl, False), _render(tokenizer, context + [turn], tmpl, False)
     start = _common(before, full)
     c = turn['content']
+    if not c.strip():   # an empty response: the end-of-turn the template writes after the generation prompt
+        gen = _render(tokenizer, context, tmpl, True)
+        return full[len(gen):].rstrip() if full.startswith(gen) else full[start:].rstrip()
     i = full.find(c, start) if c else -1
     if i < 0 and c.strip(): i = full.find(c.strip(), start)
     if i < 0: raise BadRow(column, c, 'content that the chat template writes unchanged (the template rewrites it, '
@@ -373,7 +387,7 @@ def chat_template_default(row, tokenizer=None, field_messages='messages', field_
     out = dict(prompt=_render(tokenizer, ctx, tmpl, True))
     for k, col in (('chosen', field_chosen), ('rejected', field_rejected)):
         v = row.get(col, _MISSING)
-        if isinstance(v, str) and v: v = dict(role='assistant', content=v)
+        if isinstance(v, str): v = dict(role='assistant', content=v)   # an empty string is an empty response
         turn = messages(row, col, _last(v) if v is not _MISSING else v, **kw)[-1]
         if turn['role'] != 'assistant': raise BadRow(col, turn['role'], "an assistant message")
         out[k] = render_turn(tokenizer, ctx, turn, tmpl, col)
@@ -395,12 +409,16 @@ def chat_template_argilla_chat(row, tokenizer=None, field_chosen='chosen', field
 # %% ../nbs/05_strategies.ipynb #f07496b3
 @register_strategy('chat_template.argilla', rl='orpo', needs_tokenizer=True)
 def orpo_argilla(row, tokenizer=None, chat_template=None, chat_template_jinja=None, message_property_mappings=None, roles=None):
-    "ORPO: `chosen`/`rejected` alternating conversations (+ optional `system`); responses = full rendering minus the prompt."
+    "ORPO: `chosen`/`rejected` alternating conversations (+ optional `system`, and `prompt` as the user turn of single-turn rows); responses = full rendering minus the prompt."
     tmpl = template_for(tokenizer, chat_template, chat_template_jinja)
     kw = dict(message_property_mappings=message_property_mappings, roles=roles)
     sys_ = [dict(role='system', content=s)] if (s := _system(row)) else []
-    ch = check_order(sys_ + messages(row, 'chosen', **kw), 'chosen', ends_with=('assistant',))
-    rj = check_order(sys_ + messages(row, 'rejected', **kw), 'rejected', ends_with=('assistant',))
+    convs = [messages(row, 'chosen', **kw), messages(row, 'rejected', **kw)]
+    if isinstance(row.get('prompt'), str) and row['prompt']:   # single-turn rows: `prompt` is the user message
+        user = dict(role='user', content=row['prompt'])
+        convs = [[user, *m[-1:]] if len(m) <= 2 else m for m in convs]
+    ch = check_order(sys_ + convs[0], 'chosen', ends_with=('assistant',))
+    rj = check_order(sys_ + convs[1], 'rejected', ends_with=('assistant',))
     prompt = _render(tokenizer, ch[:-1], tmpl, True)
     out = dict(prompt=prompt)
     for k, conv in (('chosen', ch), ('rejected', rj)):
@@ -424,19 +442,19 @@ def _kto(family, prompt, completion, lab, system=None):
 
 def kto_argilla(row, family='chatml'):
     "`instruction`, `completion`, `label`, optional `system`."
-    return _kto(family, text(row, 'instruction'), text(row, 'completion'), label(row), _system(row))
+    return _kto(family, text(row, 'instruction'), response(row, 'completion'), label(row), _system(row))
 
 def kto_argilla_chat(row, family='chatml'):
     "`completion[0]` is the user turn, `completion[1]` the completion; `label`."
-    return _kto(family, turn_content(row, 'completion', 0), turn_content(row, 'completion', 1), label(row))
+    return _kto(family, turn_content(row, 'completion', 0), turn_content(row, 'completion', 1, True), label(row))
 
 def kto_intel(row, family='chatml'):
     "`question`, `completion`, `label`, optional `system`."
-    return _kto(family, text(row, 'question'), text(row, 'completion'), label(row), _system(row))
+    return _kto(family, text(row, 'question'), response(row, 'completion'), label(row), _system(row))
 
 def kto_prompt_pairs(row, family='chatml'):
     "`prompt`, `completion`, `label`, optional `system`."
-    return _kto(family, text(row, 'prompt'), text(row, 'completion'), label(row), _system(row))
+    return _kto(family, text(row, 'prompt'), response(row, 'completion'), label(row), _system(row))
 
 def kto_ultra(row, family='chatml'):
     "`prompt`, `completion`, `label`, optional `system` (as `.prompt_pairs`)."
@@ -450,10 +468,10 @@ def kto_user_defined(row, field_prompt='prompt', field_system='system', field_co
                      prompt_format='{prompt}', completion_format='{completion}'):
     "Your columns and formats for KTO; `{system}` is the row's system or \"\" (the reference raises KeyError)."
     return dict(prompt=_fmt('prompt_format', prompt_format, prompt=text(row, field_prompt), system=row.get(field_system) or ''),
-                completion=_fmt('completion_format', completion_format, completion=text(row, field_completion)),
+                completion=_fmt('completion_format', completion_format, completion=response(row, field_completion)),
                 label=label(row, field_label))
 
-@register_strategy('passthrough', rl='kto')
+@register_strategy('passthrough', rl='kto', aliases=('passthrough.default',))
 def kto_passthrough(row):
     "The row unchanged; it must already hold string `prompt`, `completion` and a bool `label`."
     return _check_out(row, OUTPUT_COLUMNS['kto'])
@@ -474,3 +492,24 @@ def import_strategies(module:str # a dotted module name, or a path to a .py file
         try: importlib.import_module(module)
         except ModuleNotFoundError as e: raise UserError(f"import_strategies: cannot import {module!r} ({e})") from None
     return sorted(f'{f}:{n}' for f, n in set(REGISTRY) - before)
+
+# %% ../nbs/05_strategies.ipynb #e1f0c002
+def strategies_cli(argv:list[str]=None)->int:
+    "prefnb strategies [--rl METHOD] [--json]: the dataset types of each method and the columns they read."
+    import argparse, json
+    ap = argparse.ArgumentParser('prefnb strategies', description='Dataset types (type:) per method, with the columns each reads.')
+    ap.add_argument('--rl', choices=sorted(METHOD_FAMILIES), help='only this method')
+    ap.add_argument('--json', action='store_true', help='print JSON: {method: {type: description}}')
+    a = ap.parse_args(argv)
+    out = {}
+    for rl in ([a.rl] if a.rl else list(METHOD_FAMILIES)):
+        out[rl] = {}
+        for n in available(rl):
+            s = get_strategy(n, rl)
+            out[rl][n] = s.doc.splitlines()[0] if s.name == n else f'alias of {s.name}'
+    if a.json: print(json.dumps(out, indent=2)); return 0
+    for rl, types in out.items():
+        print(f'rl: {rl}  (a dict type: is user_defined.default with its options)')
+        w = max(map(len, types))
+        for n, d in types.items(): print(f'  {n:<{w}}  {d}')
+    return 0

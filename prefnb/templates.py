@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['CHAT_TEMPLATES', 'TEMPLATE_INFO', 'AXOLOTL_TEMPLATES', 'add_template', 'render_chat', 'template_error', 'read_jinja',
-           'template_for']
+           'template_for', 'templates_cli']
 
 # %% ../nbs/01_templates.ipynb #a3aac1bd
 from .core import UserError
@@ -187,3 +187,25 @@ def template_for(tokenizer, # the tokenizer whose own template is the fallback
         return None
     if (err := template_error(chat_template)): raise UserError(f'chat_template: {err}')
     return CHAT_TEMPLATES[chat_template]
+
+# %% ../nbs/01_templates.ipynb #6d1e0c25
+def templates_cli(argv:list[str]=None)->int:
+    "prefnb templates [--show NAME] [--json]: the named chat templates."
+    import argparse, json
+    ap = argparse.ArgumentParser('prefnb templates', description='The named chat templates a config can give as chat_template:.')
+    ap.add_argument('--show', metavar='NAME', help='render an example conversation (system, user, assistant, user) with NAME')
+    ap.add_argument('--json', action='store_true', help='print JSON: {name: {models, bos, eos, note, jinja}}')
+    a = ap.parse_args(argv)
+    if a.show:
+        if (err := template_error(a.show)) or a.show not in CHAT_TEMPLATES: raise UserError(f'--show: {err or "tokenizer_default and jinja are not named templates"}')
+        conv = [dict(role='system', content='Be brief.'), dict(role='user', content='Hi'), dict(role='assistant', content='Hello!'),
+                dict(role='user', content='Name a colour.')]
+        print(render_chat(a.show, conv[1:] if a.show == 'gemma' else conv, add_generation_prompt=True)); return 0
+    if a.json: print(json.dumps({n: {**TEMPLATE_INFO[n], 'jinja': CHAT_TEMPLATES[n]} for n in sorted(CHAT_TEMPLATES)}, indent=2)); return 0
+    w = max(map(len, CHAT_TEMPLATES))
+    for n in sorted(CHAT_TEMPLATES):
+        i = TEMPLATE_INFO[n]
+        print(f"{n:<{w}}  {i['models']}" + (f" ({i['note']})" if i['note'] else ''))
+    print(f"{'tokenizer_default':<{w}}  the model's own template (tokenizer_default_fallback_NAME: its own, else NAME)")
+    print(f"{'jinja':<{w}}  your template in chat_template_jinja (Jinja text or a .jinja file)")
+    return 0

@@ -28,8 +28,8 @@ CASES = {
     'removed-option': (dict(rpo_alpha=0.5), None, None,
         'rpo_alpha: 0.5 was removed in TRL 1.16; use dpo_loss_type: [sigmoid, sft] with dpo_loss_weights: [1.0, 0.5] (RPO).',
         dict(dpo_loss_type=['sigmoid', 'sft'], dpo_loss_weights=[1.0, 0.5]), None, None),
-    'axolotl-key-unused': (dict(flash_attention=True, strict=False), None, None,
-        'ignored axolotl options (a preference run in prefnb does not use them): flash_attention, strict',
+    'axolotl-key-unused': (dict(pad_to_sequence_len=True, strict=False), None, None,
+        'ignored axolotl options (a preference run in prefnb does not use them): pad_to_sequence_len, strict',
         dict(tf32=True, lora_target_linear=True, adapter='lora'), None, None),
     'dpo-beta-renamed': (dict(dpo_beta=0.2), None, None,
         'dpo_beta: 0.2 is the older name of rl_beta; it is used as rl_beta. Rename it to rl_beta.', dict(rl_beta=0.2), None, None),
@@ -104,6 +104,15 @@ CASES = {
         "datasets[0].chat_template: 'cohere' is an axolotl template that prefnb does not render; use tokenizer_default (the model's own template), one of "
         + ', '.join(sorted(CHAT_TEMPLATES)) + ', tokenizer_default_fallback_NAME, or chat_template: jinja with chat_template_jinja',
         dict(datasets=[dict(path='a/b', type='chat_template.default', chat_template='qwen_25')]), None, None),
+    'attention-conflict': (dict(attn_implementation='eager', flash_attention=True), None, None,
+        'attn_implementation: eager and flash_attention: true ask for different attention kernels; keep one of them.',
+        dict(attn_implementation='flash_attention_2', flash_attention=True), None, None),
+    'early-stopping-eval': (dict(early_stopping_patience=3), None, None,
+        'early_stopping_patience needs evaluations to compare, but there is no eval data; set val_set_size (e.g. 0.05) or test_datasets, or remove early_stopping_patience.',
+        dict(early_stopping_patience=3, val_set_size=0.1), None, None),
+    'message-field-deprecated': (dict(datasets=[dict(path='a/b', type='chat_template.default', message_field_role='from')]), None, None,
+        'datasets[0].message_field_role: from is deprecated (as in axolotl); it is read as message_property_mappings: {role: from}. Write that instead.',
+        dict(datasets=[dict(path='a/b', type='chat_template.default', message_property_mappings={'role': 'from'})]), None, None),
     'warmup-both': (dict(warmup_steps=10, warmup_ratio=0.1), None, None, 'warmup_steps: 10 and warmup_ratio: 0.1: give one of them.',
         dict(warmup_steps=10, warmup_ratio=None), None, None),
     'steps-and-per-epoch': (dict(eval_steps=10, evals_per_epoch=2, save_steps=5, saves_per_epoch=1), None, None,
@@ -382,3 +391,10 @@ def test_padding_free_belongs_to_dpo_and_ipo():
     r = check_config({**base, 'rl': 'orpo', 'dpo_padding_free': True})
     assert [p.message for p in r.errors] == ['dpo_padding_free: True is not used by rl: orpo (it belongs to dpo, ipo). Remove it, or change rl.']
     for rl in ('dpo', 'ipo'): assert not check_config({**base, 'rl': rl, 'dpo_padding_free': True}).errors
+
+def test_deprecated_message_fields_become_property_mappings():
+    d = load_config({**GOOD, 'datasets': [dict(path='a/b', type='chat_template.default', message_field_role='from', message_field_content='value')]}).datasets[0]
+    assert d.message_property_mappings == {'role': 'from', 'content': 'value'}
+    d = load_config({**GOOD, 'datasets': [dict(path='a/b', type='chat_template.default', message_field_role='from',
+                                               message_property_mappings={'role': 'speaker'})]}).datasets[0]
+    assert d.message_property_mappings == {'role': 'speaker'}   # the current name wins

@@ -76,10 +76,10 @@ def test_val_set_max_rows_caps_the_split_and_says_so(toks):
 # ---- bad rows: each names dataset, row, column, found and expected
 GOOD = dict(question='Q', chosen='C', rejected='R')
 @pytest.mark.parametrize('row,typ,msg', [
-    ({'question': 'Q', 'chosen': 'C'}, 'chatml.intel', "row 1: column 'rejected': found no such column, expected a non-empty string"),
-    ({**GOOD, 'chosen': None}, 'chatml.intel', "row 1: column 'chosen': found None, expected a non-empty string"),
+    ({'question': 'Q', 'chosen': 'C'}, 'chatml.intel', "row 1: column 'rejected': found no such column, expected a string"),
+    ({**GOOD, 'chosen': None}, 'chatml.intel', "row 1: column 'chosen': found None, expected a string"),
     ({**GOOD, 'question': ''}, 'chatml.intel', "row 1: column 'question': found str '', expected a non-empty string"),
-    ({**GOOD, 'chosen': ['C']}, 'chatml.intel', "row 1: column 'chosen': found list ['C'], expected a non-empty string"),
+    ({**GOOD, 'chosen': ['C']}, 'chatml.intel', "row 1: column 'chosen': found list ['C'], expected a string"),
     ({'prompt': 'P', 'chosen': 'C', 'rejected': 'R'}, 'chatml.ultra', "row 1: column 'chosen': found str 'C', expected a list of at least 2 messages {role, content}"),
 ])
 def test_bad_rows_error(row, typ, msg, toks):
@@ -129,12 +129,12 @@ def test_mixed_types_in_jsonl_name_the_row(tmp_path, toks):
 
 def test_on_bad_rows_drop_counts(toks):
     rows = toy_rows('orca', 6) + [{'question': 'Q', 'chosen': None, 'rejected': 'R'}, {'question': 'Q', 'chosen': 'C'},
-                                  {'question': 'Q', 'chosen': 'C', 'rejected': ''}]
+                                  {'question': 'Q', 'chosen': 'C', 'rejected': None}, {'question': 'Q', 'chosen': 'C', 'rejected': ''}]
     p = D.prepare(cfg([dict(path=rows, type='chatml.intel')], on_bad_rows='drop'), toks['chatml'])
     d = p.report['datasets'][0]
-    assert (d['rows_in'], d['kept'], d['dropped']) == (9, 6, 3) and len(p.train) == 6
-    assert d['dropped_reasons'] == {"bad row: column 'chosen' (expected a non-empty string)": 1,
-                                    "bad row: column 'rejected' (expected a non-empty string)": 2}
+    assert (d['rows_in'], d['kept'], d['dropped'], d['empty_responses']) == (10, 7, 3, 1) and len(p.train) == 7   # an empty response is kept
+    assert d['dropped_reasons'] == {"bad row: column 'chosen' (expected a string)": 1,
+                                    "bad row: column 'rejected' (expected a string)": 2}
     json.dumps(p.report)
 
 # ---- lengths
@@ -289,7 +289,7 @@ def test_preview_cli_bad_row_exits_2(tmp_path):
     c = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[dict(path=str(f), type='chatml.intel')], output_dir=str(tmp_path/'o'))
     (tmp_path/'c.yml').write_text(yaml.safe_dump(c))
     r = subprocess.run(['prefnb', 'preview', str(tmp_path/'c.yml')], capture_output=True, text=True)
-    assert r.returncode == 2 and "row 0: column 'chosen': found None, expected a non-empty string" in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == 2 and "row 0: column 'chosen': found None, expected a string" in r.stderr and 'Traceback' not in r.stderr
 
 @needs_config
 def test_prepare_with_load_config(tmp_path, toks):

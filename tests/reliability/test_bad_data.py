@@ -22,12 +22,12 @@ def err(path, typ, rl='dpo', tok=None, **kw):
 
 # (id, rows, type, rl, formats, row, column and found text); a None found-text per format means the format cannot hold the case
 ROW_CASES = [
-    ('missing-column', [G, dict(question='Q', chosen='C')], 'chatml.intel', 'dpo', FORMATS, "row 1: column 'rejected': found None, expected a non-empty string"),
-    ('none', [G, {**G, 'chosen': None}], 'chatml.intel', 'dpo', FORMATS, "row 1: column 'chosen': found None, expected a non-empty string"),
-    ('empty-string', [G, {**G, 'rejected': ''}], 'chatml.intel', 'dpo', ('jsonl', 'json', 'parquet'), "row 1: column 'rejected': found str '', expected a non-empty string"),
-    ('empty-string-csv', [G, {**G, 'rejected': ''}], 'chatml.intel', 'dpo', ('csv',), "row 1: column 'rejected': found None, expected a non-empty string"),
-    ('list-for-text', [G, {**G, 'chosen': ['C']}], 'chatml.intel', 'dpo', ('jsonl', 'json'), "row 1: column 'chosen': found list ['C'], expected a non-empty string"),
-    ('list-for-text-column', [{**G, 'chosen': ['C']}, {**G, 'chosen': ['D']}], 'chatml.intel', 'dpo', ('parquet',), "row 0: column 'chosen': found list ['C'], expected a non-empty string"),
+    ('missing-column', [G, dict(question='Q', chosen='C')], 'chatml.intel', 'dpo', FORMATS, "row 1: column 'rejected': found None, expected a string"),
+    ('none', [G, {**G, 'chosen': None}], 'chatml.intel', 'dpo', FORMATS, "row 1: column 'chosen': found None, expected a string"),
+    ('empty-prompt', [G, {**G, 'question': ''}], 'chatml.intel', 'dpo', ('jsonl', 'json', 'parquet'), "row 1: column 'question': found str '', expected a non-empty string"),
+    ('empty-string-csv', [G, {**G, 'rejected': ''}], 'chatml.intel', 'dpo', ('csv',), "row 1: column 'rejected': found None, expected a string"),
+    ('list-for-text', [G, {**G, 'chosen': ['C']}], 'chatml.intel', 'dpo', ('jsonl', 'json'), "row 1: column 'chosen': found list ['C'], expected a string"),
+    ('list-for-text-column', [{**G, 'chosen': ['C']}, {**G, 'chosen': ['D']}], 'chatml.intel', 'dpo', ('parquet',), "row 0: column 'chosen': found list ['C'], expected a string"),
     ('text-for-list', [ULTRA_TEXT, ULTRA_TEXT], 'chatml.ultra', 'dpo', FORMATS, "row 0: column 'chosen': found str 'C', expected a list of at least 2 messages {role, content}"),
     ('message-without-role', [MSG, {**MSG, 'messages': [{'role': None, 'content': 'a'}]}], 'chat_template.default', 'dpo', ('jsonl', 'json', 'parquet'),
      "row 1: column 'messages[0].role': found None, expected a role, one of ['system', 'user', 'assistant', 'tool']"),
@@ -120,7 +120,7 @@ def test_csv_declared_as_json_by_ds_type(tmp_path, tok):
 @pytest.mark.parametrize('ext,expected', [
     ('jsonl', 'row 3 (line 4) is not valid JSON: Unterminated string starting at; expected one JSON object per line'),
     ('json', 'invalid JSON at line 1: '),
-    ('csv', "row 3: column 'chosen': found None, expected a non-empty string"),   # the cut line is read as a short row
+    ('csv', "row 3: column 'chosen': found None, expected a string"),   # the cut line is read as a short row
     ('parquet', 'could not read the file as parquet: ArrowInvalid: Parquet magic bytes not found in footer'),
 ])
 def test_file_truncated_in_the_middle(ext, expected, tmp_path, tok):
@@ -190,7 +190,7 @@ def test_duplicate_rows_are_counted(tmp_path, tok):
 def test_train_cli_bad_row(tmp_path):
     f = write_rows(tmp_path/'d.jsonl', [G, {**G, 'chosen': None}])
     c = write_yaml(tmp_path/'c.yml', example(datasets=[dict(path=str(f), type='chatml.intel')], output_dir=str(tmp_path/'out')))
-    assert_user_error(prefnb('train', c), f"datasets[0] ({f}), row 1: column 'chosen': found None, expected a non-empty string")
+    assert_user_error(prefnb('train', c), f"datasets[0] ({f}), row 1: column 'chosen': found None, expected a string")
 
 @pytest.mark.parametrize('how', [
     pytest.param('resume'),
@@ -199,7 +199,7 @@ def test_train_cli_bad_row(tmp_path):
 def test_bad_data_never_touches_an_existing_run(how, finished_run, tmp_path):
     run = tmp_path/'run'; shutil.copytree(finished_run, run)
     before = snapshot(run)
-    f = write_rows(tmp_path/'d.jsonl', [G, {**G, 'rejected': ''}])
+    f = write_rows(tmp_path/'d.jsonl', [G, {**G, 'rejected': None}])
     over = dict(datasets=[dict(path=str(f), type='chatml.intel')], output_dir=str(run), max_steps=4, save_steps=2,
                 save_total_limit=None, logging_steps=1)
     if how == 'resume': over['resume_from_checkpoint'] = 'auto'
@@ -207,5 +207,24 @@ def test_bad_data_never_touches_an_existing_run(how, finished_run, tmp_path):
     rc, e = in_process('train', [c] + (['--overwrite'] if how == 'overwrite' else []))
     assert rc == 2, e
     if how == 'plain': assert 'already holds a run' in e
-    else: assert f"datasets[0] ({f}), row 1: column 'rejected': found str ''" in e
+    else: assert f"datasets[0] ({f}), row 1: column 'rejected': found None, expected a string" in e
     assert snapshot(run) == before
+
+# ---- empty responses: rows, not bad rows (as axolotl renders them: the end-of-turn alone); counted, warned when many
+@pytest.mark.parametrize('ext', ['jsonl', 'json', 'parquet'])
+def test_empty_response_is_a_row_counted_and_warned_when_many(ext, tmp_path, tok):
+    p = write_rows(tmp_path/f'd.{ext}', [G, {**G, 'rejected': ''}, {**G, 'chosen': ''}])
+    with pytest.warns(D.DataWarning, match=r'^datasets\[0\] \(.*\): 2 of 3 rows have an empty response'):
+        prep = D.prepare(cfg(p, 'chatml.intel'), tok)
+    d = prep.report['datasets'][0]
+    assert (d['kept'], d['dropped'], d['empty_responses'], prep.report['totals']['empty_responses']) == (3, 0, 2, 2)
+    assert sorted(prep.train['chosen']).count('<|im_end|>') == 1 and sorted(prep.train['rejected']).count('<|im_end|>') == 1
+    assert '2 with an empty response (kept)' in D.format_report(prep.report)
+
+def test_few_empty_responses_are_counted_without_a_warning(tmp_path, tok):
+    import warnings
+    rows = toy_rows('orca', 19) + [{**toy_rows('orca', 1)[0], 'chosen': ''}]
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', D.DataWarning)
+        prep = D.prepare(cfg(write_rows(tmp_path/'d.jsonl', rows), 'chatml.intel'), tok)
+    assert prep.report['datasets'][0]['empty_responses'] == 1
