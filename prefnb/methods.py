@@ -40,7 +40,7 @@ class Method:
     paper: str             # first paper, with its arXiv link
     layout: str            # how TRL tokenises a row: 'dpo' (prompt and completions apart), 'cpo' (whole sequences), 'kto' (one completion)
     strategies: tuple      # the dataset-type families it reads (`prefnb.strategies`); the first is its own
-    head: str = 'full'     # how TRL 1.16 scores tokens: 'chunked' (fused LM head, no full logits) or 'full' (B x S x V logits); the planner reads it
+    head: str = 'full'     # how tokens are scored: 'chunked' (TRL 1.16's fused LM head), 'prefnb' (prefnb.chunked's head) or 'full' (B x S x V logits); the planner reads it
     def hparam(self, name): return next((h for h in self.hparams if h.field == name), None)
     def defaults(self)->dict: return {h.field: h.default for h in self.hparams}
 
@@ -97,7 +97,7 @@ METHODS = {m.name: m for m in [
         dict(full=(1e-6, 2e-5, 8e-6), lora=(1e-6, 2e-4, 5e-5)),
         'SFT on chosen plus an odds-ratio penalty on rejected, in one stage and without a reference model',
         'Hong et al. 2024, ORPO: Monolithic Preference Optimization without Reference Model, https://arxiv.org/abs/2403.07691',
-        layout='cpo', strategies=('orpo', 'paired')),
+        layout='cpo', strategies=('orpo', 'paired'), head='prefnb'),
     Method('simpo', 'SimPO', 'paired', False, 1.0, ('trl.experimental.cpo', 'CPOTrainer'), ('trl.experimental.cpo', 'CPOConfig'),
         'simpo', _CPO_METRICS,
         (_beta(2.0, 1.0, 10.0, 'scale of the length-normalised reward; the paper uses 2.0-2.5'),
@@ -107,7 +107,7 @@ METHODS = {m.name: m for m in [
         dict(full=(1e-7, 2e-6, 5e-7), lora=(1e-6, 1e-4, 5e-6)),
         'DPO without a reference: the reward is the average log-probability, with a target margin gamma',
         'Meng et al. 2024, SimPO: Simple Preference Optimization with a Reference-Free Reward, https://arxiv.org/abs/2405.14734',
-        layout='cpo', strategies=('paired',)),
+        layout='cpo', strategies=('paired',), head='prefnb'),
 ]}
 
 # %% ../nbs/03_methods.ipynb #0cb97a43
