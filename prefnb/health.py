@@ -4,16 +4,17 @@
 
 # %% auto #0
 __all__ = ['CHECKS', 'RULES', 'HealthCallback', 'load_history', 'detect_method', 'noise', 'shift', 'Rule', 'Series',
-           'check_nonfinite', 'check_above', 'check_all_below', 'check_pinned', 'check_margins_zero', 'check_rising',
-           'check_falling', 'check_flat', 'check_both_falling', 'check_negative', 'check_mean_below',
-           'check_mean_above', 'check_flips', 'check_early_perfect', 'check_one_label', 'rules_table', 'Finding',
-           'Monitor', 'diagnose', 'run_method', 'synthetic_run', 'summary', 'health_dict', 'write_health', 'doctor_cli']
+           'synthetic_run', 'check', 'check_nonfinite', 'check_pinned', 'check_margins_zero', 'check_rising',
+           'check_flat', 'check_above', 'check_all_below', 'check_flips', 'check_early_perfect', 'check_mean_below',
+           'check_negative', 'check_both_falling', 'check_one_label', 'check_mean_above', 'check_falling',
+           'rules_table', 'Finding', 'Monitor', 'diagnose', 'run_method', 'summary', 'health_dict', 'write_health',
+           'doctor_cli']
 
 # %% ../nbs/14_health.ipynb #4c458458
 import json, math, random, statistics, sys
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from .core import UserError, trainer_callback
+from .core import UserError, checkpoint_step, trainer_callback
 from .methods import ALL_METHODS, CPO_STYLE, DPO_STYLE, LOGS_ACCURACY, REFERENCE_FREE, WITH_REFERENCE
 
 # %% ../nbs/14_health.ipynb #82191139
@@ -31,11 +32,12 @@ def _read_json_file(p:Path):
 def _find_metrics_file(d:Path)->Path:
     for name in ('metrics.jsonl', 'trainer_state.json'):
         if (d/name).is_file(): return d/name
-    ckpts = sorted(d.glob('checkpoint-*/trainer_state.json'), key=lambda p: int(p.parent.name.split('-')[-1]) if p.parent.name.split('-')[-1].isdigit() else -1)
+    ckpts = sorted(d.glob('checkpoint-*/trainer_state.json'), key=lambda p: checkpoint_step(p.parent) or -1)
     if ckpts: return ckpts[-1]
     raise UserError(f"{d}: no metrics.jsonl, trainer_state.json or checkpoint-*/trainer_state.json in this folder; "
                     "pass the run's output_dir or the metrics file itself")
 
+# %% ../nbs/14_health.ipynb #2faf3a01
 def load_history(run # a run folder, a metrics.jsonl, a trainer_state.json, or a list of log dicts
                 )->list[dict]: # the logging steps, each a dict with a `step`
     "The log entries of a run, in step order, without the end-of-training summary."
@@ -110,7 +112,7 @@ class Rule:
         p.update(self.params.get(method, {}))
         return p
 
-# %% ../nbs/14_health.ipynb #662b94a5
+# %% ../nbs/14_health.ipynb #57de9b97
 class Series:
     "The train metrics logged so far: `vals(key)` is one metric's values in step order."
     def __init__(self): self.entries, self._vals = [], {}
@@ -122,35 +124,68 @@ class Series:
 
 def _fin(xs): return [x for x in xs if math.isfinite(x)]
 def _med(xs): return statistics.median(xs)
-def _windows(v, p):
-    "Early and late windows of the usable part of a series, or None when there is too little of it."
-    v = _fin(v[p.get('skip', 1):])
-    if len(v) < p.get('min_points', 10): return None
-    w = min(max(p.get('window', 5), len(v) // p.get('grow', 4)), 50)   # windows grow with the run: more power
-    return v[:w], v[-w:], noise(v[-200:])
 
-# %% ../nbs/14_health.ipynb #f54f5846
+# %% ../nbs/14_health.ipynb #9f917d87
+def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 'kto', 'simpo' or 'orpo'
+                  n:int=40, # logged steps
+                  seed:int=0, # noise seed
+                  noise_scale:float=1.0, # multiplies every noise level
+                  batch:int=8 # pairs per logged step (accuracies are multiples of 1/batch)
+                 )->list[dict]:
+    "The log history of a healthy, noisy preference run, with the keys the method's TRL trainer logs."
+    rng = random.Random(seed)
+    g = lambda s: rng.gauss(0, s * noise_scale)
+    out = []
+    for i in range(n):
+        t = i / max(n - 1, 1); u = 1 - math.exp(-3 * t)   # progress, saturating
+        e = dict(grad_norm=abs(2.0 + g(0.6)) + 0.05, learning_rate=5e-6 * (1 - t), epoch=round(t, 4))
+        if method in WITH_REFERENCE:
+            c, r = 0.4 * u + g(0.08), -0.8 * u + g(0.08)
+            if i == 0: c = r = 0.0
+        else:   # reference-free: rewards are beta x average log-prob, negative
+            c, r = -1.6 + 0.2 * u + g(0.05), -1.8 - 0.6 * u + g(0.05)
+        if method == 'kto':
+            e.update(loss=0.5 - 0.1 * u + g(0.03) if i else 0.5, kl=max(0.0, 2.0 * u + g(0.5)) if i else 0.0)
+            has_c, has_r = (True, True) if i == 0 else (rng.random() > 0.06, rng.random() > 0.06)
+            if not (has_c or has_r): has_c = True
+        else:
+            acc = (0.0 if i == 0 and method in DPO_STYLE else
+                   sum(rng.random() < 0.55 + 0.3 * u for _ in range(batch)) / batch)
+            e.update(loss=(0.6931 if i == 0 and method in DPO_STYLE else 0.69 - 0.25 * u + g(0.03) + (1.5 if method in CPO_STYLE else 0)))
+            e['rewards/accuracies'] = acc; has_c = has_r = True
+        if has_c: e.update({'rewards/chosen': c, 'logps/chosen': -100 + 5 * u + g(6), 'logits/chosen': g(0.05)})
+        if has_r: e.update({'rewards/rejected': r, 'logps/rejected': -100 - 10 * u + g(6), 'logits/rejected': g(0.05)})
+        if has_c and has_r: e['rewards/margins'] = c - r
+        if method in CPO_STYLE: e['nll_loss'] = 2.0 - 0.3 * u + g(0.04)
+        if method == 'orpo': e.update(log_odds_ratio=-0.6 + 0.3 * u + g(0.03), log_odds_chosen=0.2 + 1.0 * u + g(0.1))
+        e['step'] = i + 1
+        out.append(e)
+    return out
+
+# %% ../nbs/14_health.ipynb #92a7f619
+CHECKS, RULES = {}, []
+
+def check(f):
+    "Register a check function in `CHECKS` under its name without the `check_` prefix."
+    CHECKS[f.__name__.removeprefix('check_')] = f
+    return f
+
+# %% ../nbs/14_health.ipynb #33782a5f
 _WATCH = ('loss', 'rewards/', 'logps/', 'kl', 'nll_loss', 'log_odds')
 
+@check
 def check_nonfinite(S, p):
     "NaN or inf in the loss, rewards, log-probs or method metrics of the latest entry."
     bad = [k for k, v in S.entries[-1].items() if isinstance(v, float) and not math.isfinite(v)
            and k.removeprefix('eval_').startswith(_WATCH)]
     return ', '.join(f'{k}={S.entries[-1][k]}' for k in bad) or None
 
-def check_above(S, p):
-    "The latest value of `p['metric']` is above `p['max']` (or not finite)."
-    e = S.entries[-1]; v = e.get(p['metric'])
-    if v is None: return None
-    if not math.isfinite(v) or v > p['max']: return f"{p['metric']} = {v:.4g} > {p['max']}"
+RULES.append(Rule('nonfinite', 'NaN or inf in the metrics', ('loss', 'rewards/*', 'logps/*'), ALL_METHODS, 'error', 'nonfinite', {},
+   'numeric overflow: fp16 on a GPU without bf16 (T4), fp16 with ZeRO-3, a learning rate far too high, or an empty completion',
+   'use bf16 where the GPU has it (bf16: auto), otherwise lower learning_rate and keep max_grad_norm at 1.0; drop rows with empty completions'))
 
-def check_all_below(S, p):
-    "The last `window` values of `p['metric']` are all below `p['min']`."
-    if p['metric'] not in S.entries[-1]: return None
-    v = _fin(S.vals(p['metric'])[p.get('skip', 1):])
-    w = p['window']
-    if len(v) >= w and max(v[-w:]) < p['min']: return f"{p['metric']} below {p['min']} for {w} logged steps (last {v[-1]:.2g})"
-
+# %% ../nbs/14_health.ipynb #0dd37cb8
+@check
 def check_pinned(S, p):
     "Rewards exactly at zero for `window` logged steps: the policy is still the reference."
     if 'rewards/chosen' not in S.entries[-1]: return None
@@ -160,6 +195,13 @@ def check_pinned(S, p):
         loss = S.vals('loss')[-1] if S.vals('loss') else float('nan')
         return f'rewards/chosen and rewards/rejected at 0 for {w} logged steps, loss {loss:.4f} (ln 2 = {math.log(2):.4f})'
 
+RULES.append(Rule('loss_pinned', 'Loss pinned at ln 2 (0.693), rewards and margins at 0', ('loss', 'rewards/chosen', 'rewards/rejected'),
+   WITH_REFERENCE, 'error', 'pinned', dict(window=3, atol=1e-6),
+   'the policy is still identical to the reference: beta is 0, the learning rate is 0, the adapter is not being trained, the reference is the policy itself, or every completion token is masked',
+   'check rl_beta > 0 and learning_rate > 0, that the LoRA target modules exist in this model, and that completions are not truncated away (prefnb preview)'))
+
+# %% ../nbs/14_health.ipynb #b2e0f528
+@check
 def check_margins_zero(S, p):
     "Reward margins at 0 (up to rounding: `atol` plus `rtol` of the rewards' size) in the last `window` logged steps after `skip`."
     m = 'rewards/margins'
@@ -174,6 +216,20 @@ def check_margins_zero(S, p):
                 f"rewards/chosen = {e.get('rewards/chosen', float('nan')):.3g} and rewards/rejected = {e.get('rewards/rejected', float('nan')):.3g}; "
                 f"loss {loss:.4f} (ln 2 = {math.log(2):.4f})")
 
+RULES.append(Rule('margins_pinned', 'Reward margins exactly 0 while the rewards move', ('rewards/margins', 'rewards/chosen', 'rewards/rejected', 'loss'),
+   LOGS_ACCURACY, 'error', 'margins_zero', dict(window=3, skip=1, atol=1e-9, rtol=1e-4),
+   'chosen and rejected are identical in every pair (the same text, or field_chosen and field_rejected read the same column), so each step moves both log-probs by the same amount: the rewards drift together, their margin stays exactly 0 and the loss stays where it started (ln 2 for DPO)',
+   'look at a few rows with prefnb preview: map chosen and rejected to different columns (the dataset type, or field_chosen / field_rejected), and drop pairs whose chosen equals rejected',
+   unless=('loss_pinned', 'nonfinite')))
+
+# %% ../nbs/14_health.ipynb #a07ba13c
+def _windows(v, p):
+    "Early and late windows of the usable part of a series, or None when there is too little of it."
+    v = _fin(v[p.get('skip', 1):])
+    if len(v) < p.get('min_points', 10): return None
+    w = min(max(p.get('window', 5), len(v) // p.get('grow', 4)), 50)   # windows grow with the run: more power
+    return v[:w], v[-w:], noise(v[-200:])
+
 def _shifted(S, p, sign, verb):
     "The median of `p['metric']` moved significantly (`sign` 1: up, -1: down) between the first and the latest window."
     m = p['metric']
@@ -183,14 +239,18 @@ def _shifted(S, p, sign, verb):
     if sign * z > p['z'] and sign * delta > p.get('rel', 0) * abs(_med(early)):
         return f'{m} {verb} from {_med(early):.4g} to {_med(late):.4g} (median of {len(late)} logged steps, {sign * z:.1f} standard errors)'
 
+@check
 def check_rising(S, p):
     "The median of `p['metric']` rose significantly between the first and the latest window."
     return _shifted(S, p, 1, 'rose')
 
-def check_falling(S, p):
-    "The median of `p['metric']` fell significantly between the first and the latest window."
-    return _shifted(S, p, -1, 'fell')
+RULES.append(Rule('loss_increasing', 'Loss rising', ('loss',), ALL_METHODS, 'error', 'rising',
+   dict(metric='loss', window=5, min_points=10, z=3.0, rel=0.05, kto=dict(window=8, z=4.0)),
+   'the learning rate is too high for this model and batch, or the data is broken (chosen and rejected swapped)',
+   'lower learning_rate (5e-7 to 5e-6 for full fine-tuning, 5e-6 to 5e-5 for LoRA), add warmup, and check a few rows with prefnb preview'))
 
+# %% ../nbs/14_health.ipynb #57dcf011
+@check
 def check_flat(S, p):
     "The median of `p['metric']` did not move significantly, nor by `rel` of its size, in the wanted direction."
     m = p['metric']
@@ -202,6 +262,112 @@ def check_flat(S, p):
     if sign * delta < need and sign * z < p['z']:
         return f"{m}: median {_med(early):.4g} over the first logged steps, {_med(late):.4g} over the last {len(late)}"
 
+RULES.append(Rule('loss_flat', 'Loss not decreasing', ('loss',), ALL_METHODS, 'warning', 'flat',
+   dict(metric='loss', direction='down', window=5, min_points=20, grow=3, rel=0.01, z=1.5, kto=dict(window=8, min_points=40)),
+   'the model is not learning the preference: learning rate too low, beta too small, or chosen and rejected hard to tell apart',
+   'raise learning_rate, check that chosen and rejected really differ (prefnb preview), and train on more pairs',
+   unless=('loss_pinned', 'margins_pinned', 'nonfinite', 'loss_increasing')))
+
+# %% ../nbs/14_health.ipynb #3f31d101
+@check
+def check_above(S, p):
+    "The latest value of `p['metric']` is above `p['max']` (or not finite)."
+    e = S.entries[-1]; v = e.get(p['metric'])
+    if v is None: return None
+    if not math.isfinite(v) or v > p['max']: return f"{p['metric']} = {v:.4g} > {p['max']}"
+
+RULES.append(Rule('exploding_gradients', 'Exploding gradients', ('grad_norm',), ALL_METHODS, 'error', 'above',
+   dict(metric='grad_norm', max=100.0),
+   'the learning rate is too high, fp16 overflow, or a batch with extreme log-prob differences',
+   'lower learning_rate, keep max_grad_norm at 1.0, use bf16 instead of fp16, add warmup steps'))
+
+# %% ../nbs/14_health.ipynb #b4f48a45
+@check
+def check_all_below(S, p):
+    "The last `window` values of `p['metric']` are all below `p['min']`."
+    if p['metric'] not in S.entries[-1]: return None
+    v = _fin(S.vals(p['metric'])[p.get('skip', 1):])
+    w = p['window']
+    if len(v) >= w and max(v[-w:]) < p['min']: return f"{p['metric']} below {p['min']} for {w} logged steps (last {v[-1]:.2g})"
+
+RULES.append(Rule('vanishing_gradients', 'Gradients near zero', ('grad_norm',), ALL_METHODS, 'warning', 'all_below',
+   dict(metric='grad_norm', min=0.01, window=5),
+   'nothing reaches the trainable weights: beta is 0, the adapter targets no modules, or the loss is saturated',
+   'check rl_beta, lora_target_modules and that the trainable parameter count is not 0',
+   unless=('loss_pinned', 'margins_pinned')))
+
+# %% ../nbs/14_health.ipynb #04cdbfd6
+@check
+def check_flips(S, p):
+    "Accuracies logged as exactly 0 or 1 that keep switching: per-batch values of a batch of one."
+    m = 'rewards/accuracies'
+    if m not in S.entries[-1]: return None
+    v = S.vals(m)[-p['window']:]
+    if len(v) < p['window']: return None
+    exact = [x for x in v if x in (0.0, 1.0)]
+    switches = sum(a != b for a, b in zip(exact, exact[1:]))
+    if len(exact) >= p['frac'] * len(v) and switches >= p['min_switches']:
+        return f"{m} exactly 0 or 1 in {len(exact)} of the last {len(v)} logged steps, switching {switches} times"
+
+RULES.append(Rule('accuracy_flips', 'Accuracies jumping between exactly 0 and 1', ('rewards/accuracies',), LOGS_ACCURACY, 'warning', 'flips',
+   dict(window=8, frac=0.8, min_switches=3),
+   'each logged value is one tiny batch (per-device batch of 1): the metric is not averaged over enough pairs to mean anything',
+   'raise micro_batch_size or gradient_accumulation_steps, and log less often (logging_steps: 10)'))
+
+# %% ../nbs/14_health.ipynb #34c943e8
+@check
+def check_early_perfect(S, p):
+    "Accuracy at 1.0 in `need` of the first `within` logged steps."
+    m = 'rewards/accuracies'
+    if m not in S.entries[-1]: return None
+    v = S.vals(m)[p.get('skip', 1):]
+    if not v or len(v) > p['within']: return None
+    n1 = sum(x >= 0.999 for x in v)
+    if n1 >= p['need']: return f"{m} = 1.0 in {n1} of the first {len(v)} logged steps"
+
+RULES.append(Rule('early_perfect_accuracy', 'Accuracy at 1.0 within the first steps', ('rewards/accuracies',), LOGS_ACCURACY, 'warning', 'early_perfect',
+   dict(within=5, need=3),
+   'the pairs are trivially separable (rejected answers differ in style or length), or off-policy: the model learns a surface cue, not the preference',
+   'check that chosen and rejected differ in what you care about, use pairs sampled from this model, and compare on held-out data'))
+
+# %% ../nbs/14_health.ipynb #df35ab0b
+@check
+def check_mean_below(S, p):
+    "The mean of the last `window` values of `p['metric']` is below `p['max']`."
+    m = p['metric']
+    if m not in S.entries[-1]: return None
+    v = _fin(S.vals(m)[p.get('skip', 1):])
+    if len(v) < max(p['window'], p.get('min_points', 0)): return None
+    mean = sum(v[-p['window']:]) / p['window']
+    if mean < p['max']: return f"{m} mean {mean:.3f} over the last {p['window']} logged steps (< {p['max']})"
+
+RULES.append(Rule('accuracy_low', 'Reward accuracy below chance', ('rewards/accuracies',), LOGS_ACCURACY, 'warning', 'mean_below',
+   dict(metric='rewards/accuracies', window=10, max=0.4, min_points=10),
+   'the model prefers the rejected answers: chosen and rejected swapped in the data, or a learning rate so high the model un-learns',
+   'check the chosen/rejected mapping of your dataset type (prefnb preview) and lower learning_rate',
+   unless=('loss_pinned', 'margins_pinned')))
+
+# %% ../nbs/14_health.ipynb #30f29a5c
+@check
+def check_negative(S, p):
+    "Most of the last `window` values of `p['metric']` are negative, and so is their median."
+    m = p['metric']
+    if m not in S.entries[-1]: return None
+    v = _fin(S.vals(m)[p.get('skip', 1):])
+    w = p['window']
+    if len(v) < max(w, p.get('min_points', w)): return None
+    last = v[-w:]
+    if _med(last) < 0 and sum(x < 0 for x in last) >= p['frac'] * w:
+        return f'{m} median {_med(last):.4g} over the last {w} logged steps, {sum(x < 0 for x in last)} of {w} negative'
+
+RULES.append(Rule('margins_negative', 'Reward margins negative', ('rewards/margins',), ALL_METHODS, 'error', 'negative',
+   dict(metric='rewards/margins', window=5, min_points=5, frac=0.8,
+        kto=dict(window=8, min_points=8), simpo=dict(min_points=10), orpo=dict(min_points=10)),
+   'the model moves toward the rejected answers: chosen and rejected swapped, or the wrong field mapped to chosen',
+   'check field_chosen / field_rejected (or the dataset type) with prefnb preview'))
+
+# %% ../nbs/14_health.ipynb #6a52be2a
+@check
 def check_both_falling(S, p):
     "`rewards/chosen` and `rewards/rejected` both fell significantly."
     if 'rewards/chosen' not in S.entries[-1]: return None
@@ -215,55 +381,21 @@ def check_both_falling(S, p):
         res.append(f'{m} {_med(early):.3g} -> {_med(late):.3g}')
     return ', '.join(res)
 
-def check_negative(S, p):
-    "Most of the last `window` values of `p['metric']` are negative, and so is their median."
-    m = p['metric']
-    if m not in S.entries[-1]: return None
-    v = _fin(S.vals(m)[p.get('skip', 1):])
-    w = p['window']
-    if len(v) < max(w, p.get('min_points', w)): return None
-    last = v[-w:]
-    if _med(last) < 0 and sum(x < 0 for x in last) >= p['frac'] * w:
-        return f'{m} median {_med(last):.4g} over the last {w} logged steps, {sum(x < 0 for x in last)} of {w} negative'
+RULES.append(Rule('both_rewards_falling', 'Chosen and rejected rewards both falling', ('rewards/chosen', 'rewards/rejected'),
+   ALL_METHODS, 'warning', 'both_falling', dict(window=5, min_points=10, z=3.0, abs=0.05, kto=dict(window=8)),
+   'likelihood displacement: the loss only needs a gap, so the likelihood of the good answers is pushed down too',
+   "add an SFT term (dpo_loss_type: [sigmoid, sft], i.e. RPO), or lower learning_rate; for SimPO set cpo_alpha > 0",
+   unless=('margins_pinned',)))
 
-def check_mean_below(S, p):
-    "The mean of the last `window` values of `p['metric']` is below `p['max']`."
-    m = p['metric']
-    if m not in S.entries[-1]: return None
-    v = _fin(S.vals(m)[p.get('skip', 1):])
-    if len(v) < max(p['window'], p.get('min_points', 0)): return None
-    mean = sum(v[-p['window']:]) / p['window']
-    if mean < p['max']: return f"{m} mean {mean:.3f} over the last {p['window']} logged steps (< {p['max']})"
+# %% ../nbs/14_health.ipynb #c32dfa08
+RULES.append(Rule('rejected_logps_rising', 'Log-prob of rejected answers rising', ('logps/rejected',), ALL_METHODS, 'warning', 'rising',
+   dict(metric='logps/rejected', window=8, min_points=16, z=4.5, rel=0.02),
+   'the model makes the rejected answers more likely (reward hacking): it learns something shared by chosen and rejected',
+   'lower learning_rate, raise rl_beta, check that chosen and rejected are not near-duplicates',
+   unless=('margins_pinned',)))
 
-def check_mean_above(S, p):
-    "The mean of the last `window` values of `p['metric']` is above `p['max']`."
-    m = p['metric']
-    if m not in S.entries[-1]: return None
-    v = _fin(S.vals(m)[p.get('skip', 1):])
-    if len(v) < p['window']: return None
-    mean = sum(v[-p['window']:]) / p['window']
-    if mean > p['max']: return f"{m} mean {mean:.3g} over the last {p['window']} logged steps (> {p['max']})"
-
-def check_flips(S, p):
-    "Accuracies logged as exactly 0 or 1 that keep switching: per-batch values of a batch of one."
-    m = 'rewards/accuracies'
-    if m not in S.entries[-1]: return None
-    v = S.vals(m)[-p['window']:]
-    if len(v) < p['window']: return None
-    exact = [x for x in v if x in (0.0, 1.0)]
-    switches = sum(a != b for a, b in zip(exact, exact[1:]))
-    if len(exact) >= p['frac'] * len(v) and switches >= p['min_switches']:
-        return f"{m} exactly 0 or 1 in {len(exact)} of the last {len(v)} logged steps, switching {switches} times"
-
-def check_early_perfect(S, p):
-    "Accuracy at 1.0 in `need` of the first `within` logged steps."
-    m = 'rewards/accuracies'
-    if m not in S.entries[-1]: return None
-    v = S.vals(m)[p.get('skip', 1):]
-    if not v or len(v) > p['within']: return None
-    n1 = sum(x >= 0.999 for x in v)
-    if n1 >= p['need']: return f"{m} = 1.0 in {n1} of the first {len(v)} logged steps"
-
+# %% ../nbs/14_health.ipynb #90e01a83
+@check
 def check_one_label(S, p):
     "Most recent KTO entries log only chosen or only rejected rewards: batches of one label."
     if 'loss' not in S.entries[-1]: return None
@@ -273,93 +405,50 @@ def check_one_label(S, p):
     if one > p['max_frac'] * len(last):
         return f'{one} of the last {len(last)} logged steps had only desirable or only undesirable examples'
 
-CHECKS = {f.__name__.removeprefix('check_'): f for f in
-          (check_nonfinite, check_above, check_all_below, check_pinned, check_margins_zero, check_rising, check_falling, check_flat,
-           check_both_falling, check_negative, check_mean_below, check_mean_above, check_flips, check_early_perfect, check_one_label)}
+RULES.append(Rule('kto_one_label_batches', 'KTO batches with one label only', ('rewards/chosen', 'rewards/rejected'), ('kto',), 'error',
+   'one_label', dict(window=8, max_frac=0.75),
+   "the data is not shuffled after unpairing (TRL unpairs chosen-first-then-rejected and samples sequentially), so the KL estimate and the loss see one label at a time",
+   'shuffle the unpaired data before training, and use micro_batch_size >= 4'))
 
-# %% ../nbs/14_health.ipynb #8259ce04
-_R = Rule
-RULES = [
-    _R('nonfinite', 'NaN or inf in the metrics', ('loss', 'rewards/*', 'logps/*'), ALL_METHODS, 'error', 'nonfinite', {},
-       'numeric overflow: fp16 on a GPU without bf16 (T4), fp16 with ZeRO-3, a learning rate far too high, or an empty completion',
-       'use bf16 where the GPU has it (bf16: auto), otherwise lower learning_rate and keep max_grad_norm at 1.0; drop rows with empty completions'),
-    _R('loss_pinned', 'Loss pinned at ln 2 (0.693), rewards and margins at 0', ('loss', 'rewards/chosen', 'rewards/rejected'),
-       WITH_REFERENCE, 'error', 'pinned', dict(window=3, atol=1e-6),
-       'the policy is still identical to the reference: beta is 0, the learning rate is 0, the adapter is not being trained, the reference is the policy itself, or every completion token is masked',
-       'check rl_beta > 0 and learning_rate > 0, that the LoRA target modules exist in this model, and that completions are not truncated away (prefnb preview)'),
-    _R('margins_pinned', 'Reward margins exactly 0 while the rewards move', ('rewards/margins', 'rewards/chosen', 'rewards/rejected', 'loss'),
-       LOGS_ACCURACY, 'error', 'margins_zero', dict(window=3, skip=1, atol=1e-9, rtol=1e-4),
-       'chosen and rejected are identical in every pair (the same text, or field_chosen and field_rejected read the same column), so each step moves both log-probs by the same amount: the rewards drift together, their margin stays exactly 0 and the loss stays where it started (ln 2 for DPO)',
-       'look at a few rows with prefnb preview: map chosen and rejected to different columns (the dataset type, or field_chosen / field_rejected), and drop pairs whose chosen equals rejected',
-       unless=('loss_pinned', 'nonfinite')),
-    _R('loss_increasing', 'Loss rising', ('loss',), ALL_METHODS, 'error', 'rising',
-       dict(metric='loss', window=5, min_points=10, z=3.0, rel=0.05, kto=dict(window=8, z=4.0)),
-       'the learning rate is too high for this model and batch, or the data is broken (chosen and rejected swapped)',
-       'lower learning_rate (5e-7 to 5e-6 for full fine-tuning, 5e-6 to 5e-5 for LoRA), add warmup, and check a few rows with prefnb preview'),
-    _R('loss_flat', 'Loss not decreasing', ('loss',), ALL_METHODS, 'warning', 'flat',
-       dict(metric='loss', direction='down', window=5, min_points=20, grow=3, rel=0.01, z=1.5, kto=dict(window=8, min_points=40)),
-       'the model is not learning the preference: learning rate too low, beta too small, or chosen and rejected hard to tell apart',
-       'raise learning_rate, check that chosen and rejected really differ (prefnb preview), and train on more pairs',
-       unless=('loss_pinned', 'margins_pinned', 'nonfinite', 'loss_increasing')),
-    _R('exploding_gradients', 'Exploding gradients', ('grad_norm',), ALL_METHODS, 'error', 'above',
-       dict(metric='grad_norm', max=100.0),
-       'the learning rate is too high, fp16 overflow, or a batch with extreme log-prob differences',
-       'lower learning_rate, keep max_grad_norm at 1.0, use bf16 instead of fp16, add warmup steps'),
-    _R('vanishing_gradients', 'Gradients near zero', ('grad_norm',), ALL_METHODS, 'warning', 'all_below',
-       dict(metric='grad_norm', min=0.01, window=5),
-       'nothing reaches the trainable weights: beta is 0, the adapter targets no modules, or the loss is saturated',
-       'check rl_beta, lora_target_modules and that the trainable parameter count is not 0',
-       unless=('loss_pinned', 'margins_pinned')),
-    _R('accuracy_flips', 'Accuracies jumping between exactly 0 and 1', ('rewards/accuracies',), LOGS_ACCURACY, 'warning', 'flips',
-       dict(window=8, frac=0.8, min_switches=3),
-       'each logged value is one tiny batch (per-device batch of 1): the metric is not averaged over enough pairs to mean anything',
-       'raise micro_batch_size or gradient_accumulation_steps, and log less often (logging_steps: 10)'),
-    _R('early_perfect_accuracy', 'Accuracy at 1.0 within the first steps', ('rewards/accuracies',), LOGS_ACCURACY, 'warning', 'early_perfect',
-       dict(within=5, need=3),
-       'the pairs are trivially separable (rejected answers differ in style or length), or off-policy: the model learns a surface cue, not the preference',
-       'check that chosen and rejected differ in what you care about, use pairs sampled from this model, and compare on held-out data'),
-    _R('accuracy_low', 'Reward accuracy below chance', ('rewards/accuracies',), LOGS_ACCURACY, 'warning', 'mean_below',
-       dict(metric='rewards/accuracies', window=10, max=0.4, min_points=10),
-       'the model prefers the rejected answers: chosen and rejected swapped in the data, or a learning rate so high the model un-learns',
-       'check the chosen/rejected mapping of your dataset type (prefnb preview) and lower learning_rate',
-       unless=('loss_pinned', 'margins_pinned')),
-    _R('margins_negative', 'Reward margins negative', ('rewards/margins',), ALL_METHODS, 'error', 'negative',
-       dict(metric='rewards/margins', window=5, min_points=5, frac=0.8,
-            kto=dict(window=8, min_points=8), simpo=dict(min_points=10), orpo=dict(min_points=10)),
-       'the model moves toward the rejected answers: chosen and rejected swapped, or the wrong field mapped to chosen',
-       'check field_chosen / field_rejected (or the dataset type) with prefnb preview'),
-    _R('both_rewards_falling', 'Chosen and rejected rewards both falling', ('rewards/chosen', 'rewards/rejected'),
-       ALL_METHODS, 'warning', 'both_falling', dict(window=5, min_points=10, z=3.0, abs=0.05, kto=dict(window=8)),
-       'likelihood displacement: the loss only needs a gap, so the likelihood of the good answers is pushed down too',
-       "add an SFT term (dpo_loss_type: [sigmoid, sft], i.e. RPO), or lower learning_rate; for SimPO set cpo_alpha > 0",
-       unless=('margins_pinned',)),
-    _R('rejected_logps_rising', 'Log-prob of rejected answers rising', ('logps/rejected',), ALL_METHODS, 'warning', 'rising',
-       dict(metric='logps/rejected', window=8, min_points=16, z=4.5, rel=0.02),
-       'the model makes the rejected answers more likely (reward hacking): it learns something shared by chosen and rejected',
-       'lower learning_rate, raise rl_beta, check that chosen and rejected are not near-duplicates',
-       unless=('margins_pinned',)),
-    _R('kto_one_label_batches', 'KTO batches with one label only', ('rewards/chosen', 'rewards/rejected'), ('kto',), 'error',
-       'one_label', dict(window=8, max_frac=0.75),
-       "the data is not shuffled after unpairing (TRL unpairs chosen-first-then-rejected and samples sequentially), so the KL estimate and the loss see one label at a time",
-       'shuffle the unpaired data before training, and use micro_batch_size >= 4'),
-    _R('kto_kl_high', 'KTO KL estimate very large', ('kl',), ('kto',), 'warning', 'mean_above',
-       dict(metric='kl', window=5, max=25.0),
-       "the policy has drifted far from the reference: KTO's rewards are measured against this KL, so the loss stops meaning much",
-       'lower learning_rate or raise rl_beta'),
-    _R('nll_rising', 'SFT loss (nll_loss) rising', ('nll_loss',), CPO_STYLE, 'warning', 'rising',
-       dict(metric='nll_loss', window=5, min_points=10, z=3.0, rel=0.02),
-       'the chosen answers get less likely: the preference term outweighs the SFT term',
-       'for ORPO lower orpo_alpha; for SimPO set cpo_alpha > 0 (CPO-SimPO); or lower learning_rate'),
-    _R('log_odds_falling', 'ORPO log-odds of chosen falling', ('log_odds_chosen',), ('orpo',), 'warning', 'falling',
-       dict(metric='log_odds_chosen', window=5, min_points=10, z=3.0),
-       'the odds of the chosen answer over the rejected one shrink: the model drifts toward the rejected answers',
-       'check the chosen/rejected mapping (prefnb preview), lower learning_rate'),
-    _R('margins_flat', 'Rewards not separating', ('rewards/margins',), REFERENCE_FREE, 'warning', 'flat',
-       dict(metric='rewards/margins', direction='up', window=5, min_points=20, grow=3, abs=0.02, z=1.5),
-       "a reference-free method shows no learning in its length-normalised rewards: the margin between chosen and rejected does not grow",
-       'raise learning_rate or rl_beta; for SimPO keep simpo_gamma / rl_beta around 0.5 (gamma 0.5-1.5 with beta 2-2.5)',
-       unless=('margins_negative', 'margins_pinned', 'nonfinite')),
-]
+# %% ../nbs/14_health.ipynb #ba272981
+@check
+def check_mean_above(S, p):
+    "The mean of the last `window` values of `p['metric']` is above `p['max']`."
+    m = p['metric']
+    if m not in S.entries[-1]: return None
+    v = _fin(S.vals(m)[p.get('skip', 1):])
+    if len(v) < p['window']: return None
+    mean = sum(v[-p['window']:]) / p['window']
+    if mean > p['max']: return f"{m} mean {mean:.3g} over the last {p['window']} logged steps (> {p['max']})"
+
+RULES.append(Rule('kto_kl_high', 'KTO KL estimate very large', ('kl',), ('kto',), 'warning', 'mean_above',
+   dict(metric='kl', window=5, max=25.0),
+   "the policy has drifted far from the reference: KTO's rewards are measured against this KL, so the loss stops meaning much",
+   'lower learning_rate or raise rl_beta'))
+
+# %% ../nbs/14_health.ipynb #9bbbbc0f
+RULES.append(Rule('nll_rising', 'SFT loss (nll_loss) rising', ('nll_loss',), CPO_STYLE, 'warning', 'rising',
+   dict(metric='nll_loss', window=5, min_points=10, z=3.0, rel=0.02),
+   'the chosen answers get less likely: the preference term outweighs the SFT term',
+   'for ORPO lower orpo_alpha; for SimPO set cpo_alpha > 0 (CPO-SimPO); or lower learning_rate'))
+
+# %% ../nbs/14_health.ipynb #8859251a
+@check
+def check_falling(S, p):
+    "The median of `p['metric']` fell significantly between the first and the latest window."
+    return _shifted(S, p, -1, 'fell')
+
+RULES.append(Rule('log_odds_falling', 'ORPO log-odds of chosen falling', ('log_odds_chosen',), ('orpo',), 'warning', 'falling',
+   dict(metric='log_odds_chosen', window=5, min_points=10, z=3.0),
+   'the odds of the chosen answer over the rejected one shrink: the model drifts toward the rejected answers',
+   'check the chosen/rejected mapping (prefnb preview), lower learning_rate'))
+
+# %% ../nbs/14_health.ipynb #281816e9
+RULES.append(Rule('margins_flat', 'Rewards not separating', ('rewards/margins',), REFERENCE_FREE, 'warning', 'flat',
+   dict(metric='rewards/margins', direction='up', window=5, min_points=20, grow=3, abs=0.02, z=1.5),
+   "a reference-free method shows no learning in its length-normalised rewards: the margin between chosen and rejected does not grow",
+   'raise learning_rate or rl_beta; for SimPO keep simpo_gamma / rl_beta around 0.5 (gamma 0.5-1.5 with beta 2-2.5)',
+   unless=('margins_negative', 'margins_pinned', 'nonfinite')))
 
 # %% ../nbs/14_health.ipynb #2dc1fea1
 def rules_table(rules:list=None # a list of `Rule`; `RULES` when None
@@ -405,6 +494,7 @@ def _rules_for(method, rules, thresholds):
         out.append((r, p))
     return out
 
+# %% ../nbs/14_health.ipynb #c8143459
 class Monitor:
     "Applies health rules to log entries as they arrive."
     def __init__(self, method:str='dpo', # 'dpo', 'ipo', 'kto', 'simpo' or 'orpo'
@@ -463,43 +553,6 @@ def run_method(run, history:list[dict]=None)->str:
             except yaml.YAMLError: rl = None
             if rl in ALL_METHODS: return rl
     return detect_method(history if history is not None else load_history(run))
-
-# %% ../nbs/14_health.ipynb #9f917d87
-def synthetic_run(method:str='dpo', # which trainer's keys to log: 'dpo'/'ipo', 'kto', 'simpo' or 'orpo'
-                  n:int=40, # logged steps
-                  seed:int=0, # noise seed
-                  noise_scale:float=1.0, # multiplies every noise level
-                  batch:int=8 # pairs per logged step (accuracies are multiples of 1/batch)
-                 )->list[dict]:
-    "The log history of a healthy, noisy preference run, with the keys the method's TRL trainer logs."
-    rng = random.Random(seed)
-    g = lambda s: rng.gauss(0, s * noise_scale)
-    out = []
-    for i in range(n):
-        t = i / max(n - 1, 1); u = 1 - math.exp(-3 * t)   # progress, saturating
-        e = dict(grad_norm=abs(2.0 + g(0.6)) + 0.05, learning_rate=5e-6 * (1 - t), epoch=round(t, 4))
-        if method in WITH_REFERENCE:
-            c, r = 0.4 * u + g(0.08), -0.8 * u + g(0.08)
-            if i == 0: c = r = 0.0
-        else:   # reference-free: rewards are beta x average log-prob, negative
-            c, r = -1.6 + 0.2 * u + g(0.05), -1.8 - 0.6 * u + g(0.05)
-        if method == 'kto':
-            e.update(loss=0.5 - 0.1 * u + g(0.03) if i else 0.5, kl=max(0.0, 2.0 * u + g(0.5)) if i else 0.0)
-            has_c, has_r = (True, True) if i == 0 else (rng.random() > 0.06, rng.random() > 0.06)
-            if not (has_c or has_r): has_c = True
-        else:
-            acc = (0.0 if i == 0 and method in DPO_STYLE else
-                   sum(rng.random() < 0.55 + 0.3 * u for _ in range(batch)) / batch)
-            e.update(loss=(0.6931 if i == 0 and method in DPO_STYLE else 0.69 - 0.25 * u + g(0.03) + (1.5 if method in CPO_STYLE else 0)))
-            e['rewards/accuracies'] = acc; has_c = has_r = True
-        if has_c: e.update({'rewards/chosen': c, 'logps/chosen': -100 + 5 * u + g(6), 'logits/chosen': g(0.05)})
-        if has_r: e.update({'rewards/rejected': r, 'logps/rejected': -100 - 10 * u + g(6), 'logits/rejected': g(0.05)})
-        if has_c and has_r: e['rewards/margins'] = c - r
-        if method in CPO_STYLE: e['nll_loss'] = 2.0 - 0.3 * u + g(0.04)
-        if method == 'orpo': e.update(log_odds_ratio=-0.6 + 0.3 * u + g(0.03), log_odds_chosen=0.2 + 1.0 * u + g(0.1))
-        e['step'] = i + 1
-        out.append(e)
-    return out
 
 # %% ../nbs/14_health.ipynb #1f232188
 def summary(findings:list[Finding], # from `diagnose`
