@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _API = {  # name: the module that defines it
     'UserError': 'core', 'env_info': 'core',
     'CHAT_TEMPLATES': 'templates',
-    'toy_rows': 'zoo', 'toy_dataset': 'zoo', 'resolve_model': 'zoo',
+    'toy_rows': 'zoo', 'toy_dataset': 'zoo', 'write_toy_file': 'zoo', 'resolve_model': 'zoo',
     'METHODS': 'methods', 'get_method': 'methods', 'method_table': 'methods',
     'plan_memory': 'memory',
     'load_config': 'config', 'check_config': 'config', 'read_config': 'config',
@@ -20,9 +20,9 @@ _API = {  # name: the module that defines it
     'prepare': 'data', 'preview': 'data',
     'select_method': 'recommend',
     'build_trainer': 'trainer',
-    'diagnose': 'health', 'load_history': 'health',
+    'diagnose': 'health', 'load_history': 'health', 'summary': 'health', 'rules_table': 'health',
     'plot_metrics': 'plots', 'plot_runs': 'plots',
-    'train': 'run', 'merge_adapter': 'run',
+    'train': 'run', 'merge_adapter': 'run', 'quiet_libraries': 'run',
     'config_form': 'widgets',
 }
 __all__ = sorted(_API)

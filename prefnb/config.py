@@ -553,10 +553,12 @@ class CheckResult:
     def ok(self)->bool: return not self.errors
 
 def columns_of(ds)->dict:
-    "A `datasets.Dataset`'s columns and their dtype names, or a list of row dicts' keys and Python types."
+    "A `datasets.Dataset`'s columns and their dtype names, or the keys of a list of row dicts (its first 100) and their Python types."
     if hasattr(ds, 'features'): return {k: getattr(v, 'dtype', type(v).__name__) for k, v in ds.features.items()}
-    row = ds[0]
-    return {k: type(v).__name__ for k, v in row.items()}
+    out = {}
+    for row in ds[:100]:
+        for k, v in (row.items() if isinstance(row, dict) else ()): out.setdefault(k, type(v).__name__)
+    return out
 
 def check_config(src:str|Path|dict, # YAML path or dict
                  data:list|None=None, # per training dataset: {column: dtype}, a `datasets.Dataset` or a list of rows

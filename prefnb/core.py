@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['PACKAGES', 'UserError', 'version_of', 'content_key', 'cache_dir', 'cached_build', 'device_info', 'auto_precision',
-           'bitsandbytes_status', 'env_info', 'format_info', 'info_cli']
+           'bitsandbytes_status', 'env_info', 'format_info', 'checkpoint_step', 'info_cli']
 
 # %% ../nbs/00_core.ipynb #47a502c1
-import importlib, importlib.metadata, os, platform
+import importlib, importlib.metadata, os, platform, re
 from pathlib import Path
 
 # %% ../nbs/00_core.ipynb #e2bc7605
@@ -107,6 +107,13 @@ def format_info(d:dict)->str:
     "`env_info` as aligned lines."
     w = max(map(len, d))
     return '\n'.join(f'{k:<{w}}  {v}' for k, v in d.items())
+
+# %% ../nbs/00_core.ipynb #20b2ec0d
+def checkpoint_step(path # a folder, e.g. runs/dpo/checkpoint-40
+                   )->int|None: # its step, or None when the name is not checkpoint-<digits>
+    "The global step in a `checkpoint-N` folder's name."
+    m = re.fullmatch(r'checkpoint-(\d+)', Path(path).name)
+    return int(m.group(1)) if m else None
 
 # %% ../nbs/00_core.ipynb #f881024f
 def info_cli(argv:list[str]=None)->int:

@@ -7,6 +7,7 @@ __all__ = ['LOSS_FUNCTIONS', 'LossOutput', 'as_batch', 'dpo_loss', 'kto_loss', '
            'loss_curves', 'plot_losses', 'random_batch', 'token_logps', 'trl_reference', 'prefnb_inputs']
 
 # %% ../nbs/10_losses.ipynb #9662e536
+import math
 from dataclasses import dataclass, field
 from .core import UserError
 
@@ -192,7 +193,7 @@ def log1mexp(x # log-probabilities (<= 0)
             ): # log(1 - exp(x)), computed without cancellation
     "log(1 - exp(x)), stable for x near 0 and for very negative x."
     import torch
-    return torch.where(x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+    return torch.where(x < -math.log(2), torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
 
 # %% ../nbs/10_losses.ipynb #633ea464
 def orpo_loss(chosen_logps,        # policy log-probs of the chosen completions, summed over completion tokens

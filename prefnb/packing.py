@@ -8,7 +8,7 @@ __all__ = ['pack', 'unpack', 'one_row', 'padding_free', 'check_packing']
 # %% ../nbs/12_packing.ipynb #40b1ea97
 from .core import UserError
 
-# %% ../nbs/12_packing.ipynb #4d4f2c62
+# %% ../nbs/12_packing.ipynb #4b345221
 def _bins(lens, one_row):
     "Rows of sequence indices: all in one, or first fit by decreasing length into rows of the longest length."
     if one_row: return [list(range(len(lens)))]
@@ -19,6 +19,7 @@ def _bins(lens, one_row):
         else: bins[j].append(i); room[j] -= lens[i]
     return bins
 
+# %% ../nbs/12_packing.ipynb #31757627
 def pack(kwargs:dict, # a model call's keyword arguments: input_ids, attention_mask, labels (right-padded)
          one_row:bool=True # everything in one row (FlashAttention 2), or rows no longer than the longest sequence
         )->tuple[dict, tuple]:
@@ -45,6 +46,7 @@ def pack(kwargs:dict, # a model call's keyword arguments: input_ids, attention_m
     out.update(input_ids=P, position_ids=torch.stack(pos).to(ids.device), shift_labels=L)
     return out, (keep, where[keep])
 
+# %% ../nbs/12_packing.ipynb #3d9ff405
 def unpack(t, # a per-token output of the packed call, shape (packed rows, packed width)
            index # the index map from `pack`
           ):

@@ -10,7 +10,7 @@ __all__ = ['RUN_FILES', 'NOT_SECRET', 'MetricsFile', 'NanGuard', 'GracefulStop',
 # %% ../nbs/16_run.ipynb #f2ac06c0
 import json, math, os, signal, warnings
 from pathlib import Path
-from .core import UserError
+from .core import UserError, checkpoint_step
 from .trainer import build_trainer
 
 # %% ../nbs/16_run.ipynb #9c45d5a5
@@ -66,7 +66,7 @@ RUN_FILES = ('config.yml', 'trl_args.json', 'metrics.jsonl', 'data_report.json',
 def _complete(ck:Path)->bool:
     "A checkpoint is complete when its trainer state parses at its own step and every weights file opens."
     try:
-        if json.loads((ck/'trainer_state.json').read_text())['global_step'] != int(ck.name.split('-')[-1]): return False
+        if json.loads((ck/'trainer_state.json').read_text())['global_step'] != checkpoint_step(ck): return False
         from safetensors import safe_open
         weights = list(ck.glob('*.safetensors'))
         for w in weights:
@@ -76,8 +76,8 @@ def _complete(ck:Path)->bool:
 
 def checkpoints(run_dir:Path)->list[Path]:
     "Complete checkpoints in `run_dir`, oldest first; a half-written one (killed mid-save) is skipped."
-    cks = [p for p in Path(run_dir).glob('checkpoint-*') if p.name.split('-')[-1].isdigit() and _complete(p)]
-    return sorted(cks, key=lambda p: int(p.name.split('-')[-1]))
+    cks = [p for p in Path(run_dir).glob('checkpoint-*') if checkpoint_step(p) is not None and _complete(p)]
+    return sorted(cks, key=checkpoint_step)
 
 def resume_checkpoint(cfg)->str|None:
     "The checkpoint to resume from: a path, the newest complete one for 'auto', or None."
@@ -87,6 +87,7 @@ def resume_checkpoint(cfg)->str|None:
         cks = checkpoints(cfg.output_dir)
         return str(cks[-1]) if cks else None
     if not Path(r).exists(): raise UserError(f'resume_from_checkpoint: {r} does not exist; use a checkpoint-N folder of the run, or auto')
+    if checkpoint_step(r) is None: raise UserError(f'resume_from_checkpoint: {r} is not a checkpoint-N folder; use one of the run, or auto')
     return str(r)
 
 def prepare_run_dir(cfg, overwrite:bool=False,
@@ -167,7 +168,7 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     if main:
         prepare_run_dir(cfg, overwrite)
         cfg.to_yaml(run/'config.yml')
-        if resume: _trim_metrics(run/'metrics.jsonl', int(Path(resume).name.split('-')[-1]))
+        if resume: _trim_metrics(run/'metrics.jsonl', checkpoint_step(resume))
         _log(f"{p['method']} on {cfg.base_model}: precision {p['precision']['precision']} ({p['precision']['reason']})")
         _log(f"reference: {p['reference']['kind']} ({p['reference']['reason']})")
         for n in p['notes']: _log(n)

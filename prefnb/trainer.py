@@ -53,7 +53,7 @@ def _common_args(cfg, precision, has_eval, sequential, steps_per_epoch=None):
         bf16=precision['bf16'], fp16=precision['fp16'], use_cpu=precision['use_cpu'],
         logging_steps=cfg.logging_steps, logging_first_step=True, logging_nan_inf_filter=False,
         eval_strategy=eval_strategy, eval_steps=every_eval if eval_strategy == 'steps' else None,
-        save_strategy='steps' if every_save else 'no', save_steps=every_save or 500,
+        **(dict(save_strategy='steps', save_steps=every_save) if every_save else dict(save_strategy='no')),
         save_total_limit=cfg.save_total_limit, report_to=list(cfg.report_to or []) or 'none',
         hub_model_id=cfg.hub_model_id, push_to_hub=bool(cfg.hub_model_id),
         max_length=cfg.sequence_len, dataset_num_proc=cfg.dataset_num_proc,

@@ -12,7 +12,7 @@ from pathlib import Path
 import ipywidgets as W
 import yaml
 from .core import UserError
-from .config import PrefConfig, DatasetEntry, check_config, read_config
+from .config import PrefConfig, DatasetEntry, check_config, columns_of, read_config
 from .methods import field_methods
 
 # %% ../nbs/17_widgets.ipynb #c4de5952
@@ -271,8 +271,7 @@ def dataset_columns(entry:dict # a dataset entry, as in the config
                    )->list:
     "The column names of a dataset entry's source (toy, local file or cached hub dataset)."
     from prefnb.data import load_source
-    src = load_source(entry)
-    return list(src.column_names) if hasattr(src, 'column_names') else list(src[0])
+    return list(columns_of(load_source(entry)))
 
 def gpu_gib()->float|None:
     "Total memory of the CUDA GPU here in GiB, or None without one."

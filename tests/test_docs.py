@@ -82,3 +82,11 @@ def test_index_example_runs_as_written(tmp_path, monkeypatch):
     run = tmp_path/'runs'/'first-dpo'
     for f in ('metrics.jsonl', 'health.json', 'metrics.png', 'adapter_model.safetensors'): assert (run/f).exists(), f
     assert not any(f.severity == 'error' for f in ns['res'].findings), ns['res'].findings
+
+def test_every_examples_path_named_in_the_repository_exists():
+    "Comments, docs and notebooks that send the reader to `examples/<file>.yml` name a file that is there."
+    texts = [*ROOT.glob('examples/*.yml'), ROOT/'README.md', *NBS.rglob('*.ipynb'), *ROOT.glob('prefnb/*.py')]
+    named = {m for p in texts for m in re.findall(r'examples/([\w.*-]+\.ya?ml)', p.read_text())}
+    assert named, 'no examples/ path found: the pattern is wrong'
+    missing = sorted(n for n in named if not list(ROOT.glob(f'examples/{n}')))
+    assert missing == [], f'named but not in examples/: {missing}'
