@@ -5,7 +5,7 @@
 Writes a JSON list of {"name", "prefnb", "baseline", "unit", "ratio", "goal", "met"} records (plus "note" and
 "machine") to --out (default benchmarks/results.json) and a markdown table next to it (same name, .md).
 `ratio` is always prefnb / baseline; `goal` says what must hold ("ratio >= 0.98", "prefnb >= 0.75") and `met`
-whether it did (null where there is no goal). Benchmarks: overhead, padding, dataprep, memory, head, scaling, startup
+whether it did (null where there is no goal). Benchmarks: overhead, padding, dataprep, memory, planner, head, scaling, startup
 (the GPU one is benchmarks/gpu.py). Each is described in nbs/guides/benchmarks.ipynb.
 """
 import argparse, json, math, os, platform, random, statistics, subprocess, sys, tempfile, time

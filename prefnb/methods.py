@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'ALL_METHODS', 'DPO_STYLE', 'CPO_STYLE', 'LOGS_ACCURACY', 'WITH_REFERENCE', 'REFERENCE_FREE',
-           'DPO_LOSS_TYPES', 'SMOOTHING_LOSSES', 'Hparam', 'Method', 'get_method', 'method_table', 'field_methods',
-           'methods_where']
+           'DPO_LOSS_TYPES', 'SMOOTHING_LOSSES', 'CPO_AVERAGED_LOSSES', 'Hparam', 'Method', 'get_method',
+           'method_table', 'field_methods', 'methods_where']
 
 # %% ../nbs/03_methods.ipynb #f25d6184
 from dataclasses import dataclass
@@ -154,3 +154,4 @@ REFERENCE_FREE = methods_where(lambda m: not m.needs_reference)                 
 DPO_LOSS_TYPES = ('sigmoid', 'hinge', 'ipo', 'exo_pair', 'nca_pair', 'robust', 'bco_pair', 'sppo_hard', 'aot',
                   'aot_unpaired', 'apo_zero', 'apo_down', 'discopop', 'sft', 'sigmoid_norm')   # TRL 1.16 DPOConfig.loss_type
 SMOOTHING_LOSSES = ('robust', 'exo_pair', 'aot', 'aot_unpaired')                              # the ones that read label_smoothing
+CPO_AVERAGED_LOSSES = ('ipo', 'simpo')   # TRL 1.16 CPOTrainer.concatenated_forward averages the log-probs over completion tokens for these
