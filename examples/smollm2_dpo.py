@@ -16,7 +16,7 @@ tr = res.trainer
 prompts = list(dict.fromkeys(tr.eval_dataset['prompt']))   # the 16 held-out requests, rendered as in training
 rows = compare_generations(tr.model, tr.processing_class, prompts, sample=True, num_samples=4, max_new_tokens=6)
 before, after = (share_with(opens_warmly, [r[k] for r in rows]) for k in ('reference', 'policy'))
-print(f'\nanswers opening with "Great question!" ({len(rows)} samples on {len(prompts)} held-out prompts): '
+print(f'\nanswers that open by remarking on the question ("Great question!", ...; {len(rows)} samples on {len(prompts)} held-out prompts): '
       f'before {before:.0%}, after {after:.0%}')
 for g in res.generations[:2]:
     q = next((q for q, _ in HELD_OUT if q in g['prompt']), g['prompt'])
