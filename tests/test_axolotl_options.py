@@ -2,7 +2,8 @@
 import pytest, yaml
 from prefnb.config import check_config, load_config
 from prefnb.methods import METHODS
-from prefnb.models import choose_precision
+from prefnb.models import checked_plan
+from prefnb.memory import gpu_facts
 from prefnb.trainer import mapped_args, tracking, trl_config
 
 CPU = dict(kind='cpu')
@@ -62,7 +63,7 @@ def test_axolotl_config_is_valid_with_plugin_options_as_warnings(rl):
 @pytest.mark.parametrize('rl', RLS)
 def test_axolotl_options_reach_the_trl_config(rl):
     cfg = load_config(axolotl_config(rl))
-    args = trl_config(cfg, choose_precision(cfg, CPU), has_eval=True)
+    args = trl_config(cfg, checked_plan(cfg, gpu_facts('cpu')), has_eval=True)
     got = (args.adam_beta1, args.adam_beta2, args.adam_epsilon, args.lr_scheduler_kwargs, str(args.hub_strategy.value),
            args.load_best_model_at_end, args.metric_for_best_model, args.greater_is_better, str(args.save_strategy.value), args.save_steps,
            args.eval_steps, sorted(args.report_to), args.run_name)
