@@ -122,7 +122,6 @@ def test_data_path_does_not_exist(tmp_path):
 @pytest.mark.parametrize('over,needle', [
     (dict(resume_from_checkpoint='/nonexistent/checkpoint-9'), 'resume_from_checkpoint: /nonexistent/checkpoint-9 does not exist'),
     (dict(bf16=True), 'bf16/fp16: mixed precision needs a CUDA GPU and this machine has cpu'),
-    (dict(adapter='qlora', load_in_4bit=True), 'load_in_4bit / load_in_8bit / adapter: qlora need a CUDA GPU (bitsandbytes)'),
     (dict(chat_template='vicuna9'), "chat_template: unknown name 'vicuna9'"),
     (dict(val_set_size=0.999), 'val_set_size: 0.999 leaves no training rows out of 256 kept'),
 ])
