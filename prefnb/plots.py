@@ -76,15 +76,15 @@ PANELS = [
     dict(id='logps', keys=('logps/chosen', 'logps/rejected'), title='log-probs: rejected should fall'),
     dict(id='grad_norm', keys=('grad_norm',), title='grad norm: within 0.01-10', band=(0.01, 10), log=True, smooth=0),
     dict(id='kl', keys=('kl',), title='KTO kl: small and steady'),
-    dict(id='nll_loss', keys=('nll_loss',), title='nll_loss (the SFT part): should fall'),
+    dict(id='nll_loss', keys=('nll_loss',), title='nll_loss (the SFT part): should fall', zero_is_off=True),   # SimPO with cpo_alpha 0 logs 0
     dict(id='log_odds', keys=('log_odds_chosen', 'log_odds_ratio'), title='log-odds: should rise'),
 ]
 
 def panels_for(history:list[dict] # log entries
               )->list[dict]: # the rows of `PANELS` with data in this history
-    "The panels a run has data for."
-    keys = {k.removeprefix('eval_') for e in history for k in e}
-    return [p for p in PANELS if keys & set(p['keys'])]
+    "The panels a run has data for; a `zero_is_off` term logged as 0 throughout is switched off, not data."
+    def values(p): return [v for e in history for k, v in e.items() if k.removeprefix('eval_') in p['keys']]
+    return [p for p in PANELS if (v := values(p)) and not (p.get('zero_is_off') and not any(v))]
 
 def _band(p, method):
     b = p.get('band')

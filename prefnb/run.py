@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MetricsFile', 'NanGuard', 'GracefulStop', 'RUN_FILES', 'NOT_SECRET', 'checkpoints', 'resume_checkpoint',
            'prepare_run_dir', 'quiet_run', 'own_progress', 'generate_answers', 'compare_generations',
-           'generations_markdown', 'RunResult', 'trl_args_json', 'train', 'parse_sets', 'quiet_libraries', 'train_cli',
-           'merge_adapter', 'merge_cli']
+           'generations_markdown', 'held_out_prompts', 'RunResult', 'trl_args_json', 'train', 'parse_sets',
+           'quiet_libraries', 'train_cli', 'merge_adapter', 'merge_cli']
 
 # %% ../nbs/16_run.ipynb #f2ac06c0
 import contextlib, functools, json, math, os, signal, warnings
@@ -182,13 +182,30 @@ def compare_generations(model, tok, prompts:list, # as for `generate_answers`
     text = [p if isinstance(p, str) else tok.decode(p) for p in prompts]
     return [dict(prompt=text[i // k], policy=a, reference=r) for i, (a, r) in enumerate(zip(pol, ref))]
 
-def generations_markdown(rows:list[dict], title:str='Generations on held-out prompts')->str:
+def generations_markdown(rows:list[dict], # as `compare_generations` returns them
+                         title:str='Generations on held-out prompts' # the page's heading; '' for none (to show the rows inside another page)
+                        )->str:
     "The rows of `compare_generations` as a page to read."
-    out = [f'# {title}', '']
+    out = [f'# {title}', ''] if title else []
     for i, r in enumerate(rows, 1):
-        out += [f'## {i}', '', '```text', r['prompt'].strip(), '```', '', f"**policy:** {r['policy']}", '']
+        out += [f'**Prompt {i}**', '', '```text', r['prompt'].strip(), '```', '', f"**policy:** {r['policy']}", '']
         out += [f"**reference:** {r['reference']}" if r['reference'] is not None else '**reference:** (none kept: this method trains without one)', '']
     return '\n'.join(out)
+
+# %% ../nbs/16_run.ipynb #7ad575e2
+def held_out_prompts(trainer, # a TRL trainer from `build_trainer` (or `res.trainer` after `train`)
+                     n:int=None # at most this many; all when None
+                    )->list: # token-id lists where the trainer tokenized the prompts, else text
+    "The distinct eval prompts, as the model saw them in training."
+    ev = trainer.eval_dataset
+    if ev is None or isinstance(ev, dict) or 'prompt' not in ev.column_names: return []
+    ids = next((k for k in ('prompt_ids', 'prompt_input_ids') if k in ev.column_names), None)
+    seen, out = set(), []
+    for i, p in enumerate(ev['prompt']):
+        if p in seen: continue
+        seen.add(p); out.append(ev[i][ids] if ids else p)
+        if n and len(out) == n: break
+    return out
 
 # %% ../nbs/16_run.ipynb #279ac6ea
 class RunResult:
@@ -229,13 +246,9 @@ def _finish(cfg, run):
 
 def _generations(cfg, trainer, run):
     "Policy and reference answers to the first `sample_generations` distinct eval prompts, written to the run folder."
-    ev, n = trainer.eval_dataset, cfg.sample_generations
-    if not n or ev is None or isinstance(ev, dict) or 'prompt' not in ev.column_names: return []
+    prompts = held_out_prompts(trainer, cfg.sample_generations) if cfg.sample_generations else []
+    if not prompts: return []
     if int(os.environ.get('WORLD_SIZE', 1)) > 1: _log('generations: skipped on more than one process'); return []
-    seen, prompts = set(), []
-    for i, p in enumerate(ev['prompt']):
-        if p not in seen: seen.add(p); prompts.append(ev[i]['prompt_ids'] if 'prompt_ids' in ev.column_names else p)
-        if len(prompts) == n: break
     ref = getattr(trainer, 'ref_model', None)
     rows = compare_generations(trainer.model, trainer.processing_class, prompts, reference=ref if ref is not None else
                                (None if hasattr(trainer.model, 'disable_adapter') else False), max_new_tokens=48)
@@ -328,6 +341,7 @@ def train_cli(argv:list[str]=None)->int:
     return 0
 
 # %% ../nbs/16_run.ipynb #b4683c86
+@_quiet
 def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
                   out:str|Path # where to write the merged model and tokenizer
                  )->Path:

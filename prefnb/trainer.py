@@ -108,6 +108,8 @@ def trl_config(cfg, # a `PrefConfig`
     kw = _common_args(cfg, precision, has_eval, sequential=m.data == 'unpaired', steps_per_epoch=steps_per_epoch)
     kw.update(method_trl_args(cfg))
     kw.update(mapped_args(cfg, kw))
+    if m.layout == 'cpo' and cfg.remove_unused_columns is None:   # TRL's CPO / ORPO collator reads the raw columns:
+        kw['remove_unused_columns'] = False                        # TRL would turn it off itself, with a warning
     if reference and reference['kind'] == 'precomputed': kw['precompute_ref_log_probs'] = True
     Config = _import(m.config)
     known = set(Config.__dataclass_fields__)

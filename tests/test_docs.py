@@ -31,11 +31,11 @@ def test_method_tutorials_open_with_badge_install_and_one_switch():
         assert "if os.environ.get('COLAB_RELEASE_TAG') or os.environ.get('KAGGLE_KERNEL_RUN_TYPE'):" in code[0], m   # Run All elsewhere installs nothing
         switch = [s for s in code if 'FULL =' in s]
         assert len(switch) == 1, m                                   # one switch, not one per cell
-        assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_TINY')" in switch[0], m
+        assert "FULL = torch.cuda.is_available() and not os.environ.get('PREFNB_CPU')" in switch[0], m
         skipped = [s for s in code if flags(s).get('eval') == 'false' or {'gpu', 'slow'} & set(flags(s))]
         assert len(skipped) == 2 and 'push_to_hub' in skipped[1], m   # only the install and the push (network) cells
         assert "PUSH_TO = ''" in skipped[1] and 'if PUSH_TO:' in skipped[1], m   # pushing needs an explicit switch
-        assert any(f"rl='{m}'" in s for s in code) and any('disable_adapter()' in s for s in code), m
+        assert any(f"rl='{m}'" in s for s in code) and any('res.generations' in s or 'generations.md' in s for s in code) and any('compare_generations(' in s for s in code), m
 
 def test_no_page_is_skipped_wholesale():
     for p in [*(NBS/'tutorials').glob('*.ipynb'), *(NBS/'guides').glob('*.ipynb')]:
