@@ -38,7 +38,10 @@ fi
 echo "processed $(ls _proc/nbs 2>/dev/null | wc -l) entries into _proc/"
 
 step "notebooks (nbdev_test; cells flagged gpu or slow are skipped)"
-nbdev_test --n_workers 2 --timing
+# two notebooks at a time, each with half the cores: two torch processes that each take every core spin against
+# each other (OpenMP busy-waits), which made the five real-model tutorials 5-9x slower (27 min instead of 5)
+workers=2; threads=$(( $(nproc) / workers )); [ "$threads" -ge 1 ] || threads=1
+OMP_NUM_THREADS=$threads nbdev_test --n_workers $workers --timing
 
 step "pytest"
 python -m pytest -q tests
