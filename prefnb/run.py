@@ -194,11 +194,11 @@ def generations_markdown(rows:list[dict], # as `compare_generations` returns the
 
 # %% ../nbs/16_run.ipynb #7ad575e2
 def held_out_prompts(trainer, # a TRL trainer from `build_trainer` (or `res.trainer` after `train`)
-                     n:int=None # at most this many; all when None
+                     n:int=None # at most this many; all when None, none when 0
                     )->list: # token-id lists where the trainer tokenized the prompts, else text
     "The distinct eval prompts, as the model saw them in training."
     ev = trainer.eval_dataset
-    if ev is None or isinstance(ev, dict) or 'prompt' not in ev.column_names: return []
+    if n == 0 or ev is None or isinstance(ev, dict) or 'prompt' not in ev.column_names: return []
     ids = next((k for k in ('prompt_ids', 'prompt_input_ids') if k in ev.column_names), None)
     seen, out = set(), []
     for i, p in enumerate(ev['prompt']):
@@ -246,7 +246,7 @@ def _finish(cfg, run):
 
 def _generations(cfg, trainer, run):
     "Policy and reference answers to the first `sample_generations` distinct eval prompts, written to the run folder."
-    prompts = held_out_prompts(trainer, cfg.sample_generations) if cfg.sample_generations else []
+    prompts = held_out_prompts(trainer, cfg.sample_generations)
     if not prompts: return []
     if int(os.environ.get('WORLD_SIZE', 1)) > 1: _log('generations: skipped on more than one process'); return []
     ref = getattr(trainer, 'ref_model', None)

