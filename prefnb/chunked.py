@@ -20,8 +20,8 @@ def _spans(n, size): return [(a, min(n, a + size)) for a in range(0, n, size)]
 
 # %% ../nbs/12a_chunked.ipynb #3e279235
 def _chunk_out(z, t):
-    "Per-token log-prob of target `t` and the sum of the logits, both fp32, from one chunk of logits `z`."
-    z = z.float()
+    "Per-token log-prob of target `t` and the sum of the logits, at least fp32, from one chunk of logits `z`."
+    if z.element_size() < 4: z = z.float()   # bf16/fp16 widened; fp32 and fp64 kept
     return z.gather(-1, t[:, None])[:, 0] - z.logsumexp(-1), z.sum(-1)
 
 # %% ../nbs/12a_chunked.ipynb #5740ed4c
@@ -63,7 +63,7 @@ def chunked_head(head, # the LM head module (`model.get_output_embeddings()`), c
                  hidden, # hidden states from the model's body, shape (tokens, hidden size)
                  targets, # the token each position is scored on, shape (tokens,), values in [0, vocabulary)
                  size:int # tokens per chunk (`chunk_tokens`)
-                )->tuple: # each token's log-prob of its target, each token's sum of logits (no gradient); both fp32
+                )->tuple: # each token's log-prob of its target, each token's sum of logits (no gradient); both at least fp32
     "Log-probs and logit sums through the LM head, chunk by chunk: a (tokens, vocabulary) tensor never exists."
     import torch
     if any(p.requires_grad for p in head.parameters()): return _trainable_head(head, hidden, targets, size)
