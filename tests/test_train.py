@@ -47,6 +47,7 @@ def test_existing_run_folder_is_not_overwritten(tmp_path):
     assert (run/'metrics.jsonl').read_text() == before
     assert cli(*args, '--overwrite').returncode == 0
 
+@pytest.mark.numerics
 def test_trl_args_reproduce_the_first_losses_with_trl_alone(tmp_path, trl_alone):
     from prefnb.config import load_config
     from prefnb.run import train
@@ -110,6 +111,9 @@ def test_merge_cli(tmp_path):
     assert r.returncode == 2 and 'Traceback' not in r.stderr
 
 # ---- padding-free batches: the same numbers as padded ones, fewer computed tokens
+PF_EPS = 1e-4   # fp32, 3 steps at lr 1e-3: packed and padded rows sum in different orders, on any CPU's kernels
+
+@pytest.mark.numerics
 @pytest.mark.parametrize('extra', [dict(), dict(adapter='lora', lora_r=8, lora_alpha=16), dict(rl='ipo')], ids=['dpo', 'dpo-lora', 'ipo'])
 def test_padding_free_trains_exactly_like_padding(extra, tmp_path):
     from prefnb.config import load_config
@@ -127,9 +131,14 @@ def test_padding_free_trains_exactly_like_padding(extra, tmp_path):
         tr.train()
         logs[pf] = [h for h in tr.state.log_history if 'loss' in h]
     assert seen and all(p for _, p in seen)                                      # every scoring call was packed
-    for a, b in zip(logs[False], logs[True], strict=True):
+    worst = 0.0
+    for a, b in zip(logs[False], logs[True], strict=True):   # fp32: tolerances scaled to what each number is computed from
+        logps = abs(a['logps/chosen']) + abs(a['logps/rejected'])             # a margin is a difference of log-probs
         for k in ('loss', 'logps/chosen', 'logps/rejected', 'rewards/margins', 'grad_norm'):
-            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), (k, a[k], b[k])
+            tol = PF_EPS * (abs(a[k]) if k == 'grad_norm' else abs(a[k]) + logps)
+            assert abs(b[k] - a[k]) <= tol, (k, a[k], b[k], tol)
+            worst = max(worst, abs(b[k] - a[k]) / tol)
+    print(f'padding-free vs padded: the largest difference is {worst:.2g} of its tolerance')
     assert logs[True][-1]['loss'] != logs[True][0]['loss']                       # it trained
 
 def test_padding_free_computes_fewer_tokens(tmp_path):

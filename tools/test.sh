@@ -46,6 +46,26 @@ OMP_NUM_THREADS=$threads nbdev_test --n_workers $workers --timing
 step "pytest"
 python -m pytest -q tests
 
+step "the numerically sensitive tests (-m numerics) again under each other CPU kernel set this machine offers"
+# The tests marked `numerics` compare with TRL or an exact reference where float rounding could decide the outcome.
+# torch picks its kernels for this CPU (get_cpu_capability); ATEN_CPU_CAPABILITY selects a lower set, and
+# MKL_ENABLE_INSTRUCTIONS the matching MKL code path, so a machine with AVX-512 also runs another machine's rounding.
+variants=$(python -c "
+import torch
+sets = ['default', 'avx2', 'avx512']
+cap = torch.backends.cpu.get_cpu_capability().lower()
+print(' '.join(sets[:sets.index(cap)] if cap in sets else ['default']))")
+mkl=$(python -c "import torch; print(int(torch.backends.mkl.is_available()))")
+for v in $variants; do
+  case $v in default) m=SSE4_2;; avx2) m=AVX2;; avx512) m=AVX512;; esac
+  if [ "$mkl" = 1 ]; then export MKL_ENABLE_INSTRUCTIONS=$m; fi
+  got=$(ATEN_CPU_CAPABILITY=$v python -c "import torch; print(torch.backends.cpu.get_cpu_capability().lower())")
+  [ "$got" = "$v" ] || { echo "FAIL: ATEN_CPU_CAPABILITY=$v gave torch's $got kernels"; exit 1; }
+  echo "-- ATEN_CPU_CAPABILITY=$v${MKL_ENABLE_INSTRUCTIONS:+ MKL_ENABLE_INSTRUCTIONS=$MKL_ENABLE_INSTRUCTIONS} ($((SECONDS - t0)) s)"
+  ATEN_CPU_CAPABILITY=$v python -m pytest -q -m numerics tests -p no:cacheprovider
+  unset MKL_ENABLE_INSTRUCTIONS
+done
+
 step "the form on Colab's ipywidgets 7.7.1 (tests/test_widgets.py again, ipywidgets 7.7.1 put in front of this environment's 8)"
 w7=$scratch/ipywidgets-7.7.1
 pip install -q --no-deps --target "$w7" ipywidgets==7.7.1 ipython_genutils==0.2.0
