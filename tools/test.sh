@@ -48,22 +48,23 @@ python -m pytest -q tests
 
 step "the numerically sensitive tests (-m numerics) again under each other CPU kernel set this machine offers"
 # The tests marked `numerics` compare with TRL or an exact reference where float rounding could decide the outcome.
-# torch picks its kernels for this CPU (get_cpu_capability); ATEN_CPU_CAPABILITY selects a lower set, and
-# MKL_ENABLE_INSTRUCTIONS the matching MKL code path, so a machine with AVX-512 also runs another machine's rounding.
-variants=$(python -c "
+# torch picks its kernels for this CPU (get_cpu_capability); ATEN_CPU_CAPABILITY selects a lower set, and MKL the
+# matching code path (MKL_ENABLE_INSTRUCTIONS; for the lowest, MKL_CBWR=COMPATIBLE, the SSE2 path any x86 has), so a
+# machine with AVX-512 also runs another machine's rounding. The lowest set also runs on one thread: the pytest
+# step's thread count splits reductions differently (this alone moved fp32 rewards/margins by 3e-5 here).
+read -r mkl variants < <(python -c "
 import torch
 sets = ['default', 'avx2', 'avx512']
 cap = torch.backends.cpu.get_cpu_capability().lower()
-print(' '.join(sets[:sets.index(cap)] if cap in sets else ['default']))")
-mkl=$(python -c "import torch; print(int(torch.backends.mkl.is_available()))")
+print(int(torch.backends.mkl.is_available()), *(sets[:sets.index(cap)] if cap in sets else ['default']))")
 for v in $variants; do
-  case $v in default) m=SSE4_2;; avx2) m=AVX2;; avx512) m=AVX512;; esac
-  if [ "$mkl" = 1 ]; then export MKL_ENABLE_INSTRUCTIONS=$m; fi
-  got=$(ATEN_CPU_CAPABILITY=$v python -c "import torch; print(torch.backends.cpu.get_cpu_capability().lower())")
+  case $v in default) env=(OMP_NUM_THREADS=1 MKL_CBWR=COMPATIBLE);; avx2) env=(MKL_ENABLE_INSTRUCTIONS=AVX2);; avx512) env=(MKL_ENABLE_INSTRUCTIONS=AVX512);; esac
+  [ "$mkl" = 1 ] || env=("${env[@]:0:$(( ${#env[@]} - 1 ))}")   # no MKL in this torch: its variable means nothing
+  env=(ATEN_CPU_CAPABILITY=$v "${env[@]}")
+  got=$(env "${env[@]}" python -c "import torch; print(torch.backends.cpu.get_cpu_capability().lower())")
   [ "$got" = "$v" ] || { echo "FAIL: ATEN_CPU_CAPABILITY=$v gave torch's $got kernels"; exit 1; }
-  echo "-- ATEN_CPU_CAPABILITY=$v${MKL_ENABLE_INSTRUCTIONS:+ MKL_ENABLE_INSTRUCTIONS=$MKL_ENABLE_INSTRUCTIONS} ($((SECONDS - t0)) s)"
-  ATEN_CPU_CAPABILITY=$v python -m pytest -q -m numerics tests -p no:cacheprovider
-  unset MKL_ENABLE_INSTRUCTIONS
+  echo "-- ${env[*]} ($((SECONDS - t0)) s)"
+  env "${env[@]}" python -m pytest -q -m numerics tests -p no:cacheprovider
 done
 
 step "the form on Colab's ipywidgets 7.7.1 (tests/test_widgets.py again, ipywidgets 7.7.1 put in front of this environment's 8)"
