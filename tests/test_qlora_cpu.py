@@ -6,8 +6,6 @@ import json, math, shutil, tempfile
 import pytest
 import torch
 
-pytest.importorskip('bitsandbytes')
-
 DATA = dict(dpo=[dict(path='prefnb:toy-orca', type='chatml.intel')], orpo=[dict(path='prefnb:toy-orca', type='chatml.intel')])
 
 @pytest.mark.parametrize('rl', ['dpo', 'orpo'])

