@@ -228,7 +228,7 @@ class _LivePlotCallback:
         self.method, self.budget, self.path, self.health, self.every, self.grace = method, budget, path, health, every, grace
         self.live = in_notebook() if live is None else live
         self.history, self.fig, self.view, self.progress, self.image = [], None, None, None, None
-        self.plot_seconds = self.final_seconds = self.train_seconds = self.last_cost = self.first_cost = 0.0
+        self.plot_seconds = self.final_seconds = self.train_seconds = self.last_cost = self.first_cost = self.max_cost = 0.0
         self.draws, self.t0, self.last_draw, self.last_line, self.max_steps = 0, None, None, None, 0
 
     def _show(self):
@@ -257,7 +257,8 @@ def _due(self:_LivePlotCallback, now:float)->bool:
     "Redraw now? At the first log; then at most every `every` s, while redraws after the first stay within `grace` + `budget` x time."
     if self.draws == 0: return True
     spent = self.plot_seconds - self.first_cost   # the first picture is not counted: it is what you wait for
-    return now - self.last_draw >= self.every and spent + self.last_cost <= self.grace + self.budget * (now - self.t0)
+    # plan for the slowest redraw so far, not the last: with costs that vary, the last one is often the cheap one
+    return now - self.last_draw >= self.every and spent + self.max_cost <= self.grace + self.budget * (now - self.t0)
 
 @patch
 def _redraw(self:_LivePlotCallback):
@@ -288,7 +289,7 @@ def on_log(self:_LivePlotCallback, args, state, control, logs=None, **kwargs):
     if self.live and panels_for(self.history[-1:]) and self._due(time.perf_counter()):
         cost = self._redraw()
         if self.draws == 1: self.first_cost = cost
-        self.plot_seconds += cost
+        self.plot_seconds, self.max_cost = self.plot_seconds + cost, max(self.max_cost, cost)
 
 @patch
 def on_train_end(self:_LivePlotCallback, args, state, control, **kwargs):

@@ -39,15 +39,23 @@ class _NanGuard:
             if any(not torch.isfinite(p).all() for p in model.parameters() if p.requires_grad): self._stop(state, control)
 
 class _GracefulStop:
-    "On SIGINT / SIGTERM: finish the current step, save a checkpoint, stop."
-    def __init__(self): self.signal = None
+    "On SIGINT / SIGTERM: finish the current step, save a checkpoint, stop; a second signal stops at once (KeyboardInterrupt)."
+    def __init__(self): self.signal, self._old = None, {}
     def on_train_begin(self, args, state, control, **kw):
-        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    def _handle(self, signum, frame): self.signal = signum
+        import threading
+        if threading.current_thread() is threading.main_thread():   # Python runs signal handlers in the main thread only
+            self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    def _handle(self, signum, frame):
+        if self.signal is None: self.signal = signum; return
+        self.restore(); raise KeyboardInterrupt
     def on_step_end(self, args, state, control, **kw):
         if self.signal is not None: control.should_save, control.should_training_stop = True, True
-    def on_train_end(self, args, state, control, **kw):
-        for s, h in getattr(self, '_old', {}).items(): signal.signal(s, h)
+    def on_train_end(self, args, state, control, **kw): self.restore()
+    def restore(self):
+        "Put back the handlers that were there before training."
+        for s, h in self._old.items():
+            if h is not None: signal.signal(s, h)
+        self._old = {}
 
 MetricsFile, NanGuard, GracefulStop = map(trainer_callback, (_MetricsFile, _NanGuard, _GracefulStop))
 
@@ -216,6 +224,27 @@ class RunResult:
 
 def _log(msg): print(f'[prefnb] {msg}', flush=True)
 
+@contextlib.contextmanager
+def _tied_keys_quiet(model):
+    """On resume, transformers warns that a checkpoint lacks the keys of tied weights (an LM head that is the embedding matrix,
+    saved once): nothing is missing, so that one warning is dropped; any other missing key is still reported."""
+    import logging, ast
+    seen, tied = {}, set()
+    for n, t in model.state_dict(keep_vars=True).items():
+        p = t.data_ptr()
+        if p in seen: tied |= {n, seen[p]}
+        else: seen[p] = n
+    short = {n.split('base_model.model.', 1)[-1] for n in tied}
+    def keep(record):
+        m, head = record.getMessage(), 'There were missing keys in the checkpoint model loaded: '
+        if not m.startswith(head): return True
+        try: return not set(ast.literal_eval(m[len(head):].rstrip('.'))) <= tied | short
+        except (ValueError, SyntaxError): return True
+    log = logging.getLogger('transformers.trainer')
+    log.addFilter(keep)
+    try: yield
+    finally: log.removeFilter(keep)
+
 NOT_SECRET = ('pad_token',)   # TRL config fields that end in _token but hold a vocabulary token, not a credential
 
 def trl_args_json(args)->str:
@@ -276,14 +305,23 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
     if main:
         prepare_run_dir(cfg, overwrite)
         cfg.to_yaml(run/'config.yml')
-        if resume: _trim_metrics(run/'metrics.jsonl', checkpoint_step(resume))
+        if cfg.resume_from_checkpoint: _trim_metrics(run/'metrics.jsonl', checkpoint_step(resume) if resume else 0)
         _log(f"{p['method']} on {cfg.base_model}: precision {p['precision']['precision']} ({p['precision']['reason']})")
         _log(f"reference: {p['reference']['kind']} ({p['reference']['reason']})")
         for n in p['notes']: _log(n)
         if resume: _log(f'resuming from {resume}')
+        elif cfg.resume_from_checkpoint: _log(f'no complete checkpoint in {run}: starting from step 0')
         (run/'trl_args.json').write_text(trl_args_json(trainer.args))
         (run/'data_report.json').write_text(json.dumps(p['data_report'], indent=2, default=str))
-    trainer.train(resume_from_checkpoint=resume)
+    try:
+        with _tied_keys_quiet(trainer.model): trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:   # a second signal, or an interrupt from elsewhere: the step it hit is lost, the checkpoints are not
+        if main:
+            cks = checkpoints(run)
+            _log(f'interrupted during step {trainer.state.global_step + 1}; ' + (f'the newest checkpoint is {cks[-1].name}. Run again with '
+                 'resume_from_checkpoint: auto to continue from it.' if cks else 'no checkpoint was saved yet.'))
+        raise
+    finally: stop.restore()   # also after an exception: the stop button keeps working
     if guard.bad_step is not None:
         raise UserError(f'loss became NaN/inf at step {guard.bad_step}: training stopped and nothing was saved after it '
                         f'(checkpoints in {run} are intact). Lower learning_rate, use bf16 instead of fp16 where the GPU supports it, '

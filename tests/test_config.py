@@ -14,10 +14,6 @@ T4 = dict(kind='cuda', name='Tesla T4', bf16=False)
 L4 = dict(kind='cuda', name='NVIDIA L4', bf16=True)
 KTO_STR = [dict(r, label=str(r['label'])) for r in toy_rows('kto', 4)]
 
-def strategies_available():
-    try: import prefnb.strategies; return True
-    except ImportError: return False
-
 # rule id: (bad overrides, data, device, exact message, good overrides, good data, good device)
 CASES = {
     'unknown-key': (dict(lerning_rate=1e-6), None, None,
@@ -129,7 +125,6 @@ def found(over, data, device, rule):
 @pytest.mark.parametrize('rule', sorted(CASES))
 def test_rule_bad_config_triggers_exact_message(rule):
     over, data, dev, msg, *_ = CASES[rule]
-    if rule == 'strategy-name' and not strategies_available(): pytest.skip('prefnb.strategies not built yet')
     hits = found(over, data, dev, rule)
     assert hits, f'{rule} did not fire'
     if msg is not None: assert hits[0].message == msg
@@ -142,7 +137,6 @@ def test_rule_good_config_is_quiet(rule):
     assert found(good, data, dev, rule) == []
 
 def test_strategy_name_message_names_the_entry():
-    if not strategies_available(): pytest.skip('prefnb.strategies not built yet')
     (h,) = found(CASES['strategy-name'][0], None, None, 'strategy-name')
     assert h.message.startswith("datasets[0].type: unknown strategy 'chatml.intell' for rl=dpo; did you mean chatml.intel")
 

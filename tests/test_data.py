@@ -265,8 +265,7 @@ def test_plot_lengths(toks, tmp_path):
     fig = D.plot_lengths(p, toks['chatml'], path=tmp_path/'l.png')
     assert [a.get_title().split(' (')[0] for a in fig.axes] == ['prompt', 'completion', 'prompt + longest'] and (tmp_path/'l.png').exists()
 
-# ---- the CLI, through prefnb.config when it exists
-needs_config = pytest.mark.skipif(not (Path(__file__).parent.parent/'prefnb'/'config.py').exists(), reason='prefnb.config not built yet')
+# ---- the CLI, through prefnb.config
 
 def _yaml(tmp_path, **kw):
     import yaml
@@ -274,7 +273,6 @@ def _yaml(tmp_path, **kw):
              datasets=[dict(path='prefnb:toy-orca', type='llama3.intel')], output_dir=str(tmp_path/'out'), **kw)
     f = tmp_path/'c.yml'; f.write_text(yaml.safe_dump(c)); return f
 
-@needs_config
 def test_preview_cli(tmp_path):
     r = subprocess.run(['prefnb', 'preview', str(_yaml(tmp_path)), '-n', '2'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -282,7 +280,6 @@ def test_preview_cli(tmp_path):
     r = subprocess.run(['prefnb', 'preview', str(_yaml(tmp_path)), '--json'], capture_output=True, text=True)
     rep = json.loads(r.stdout); assert rep['totals']['rows_in'] == rep['totals']['kept'] + rep['totals']['dropped'] == 256
 
-@needs_config
 def test_preview_cli_bad_row_exits_2(tmp_path):
     f = tmp_path/'d.jsonl'; f.write_text(json.dumps(dict(question='Q', chosen=None, rejected='R')) + '\n')
     import yaml
@@ -291,7 +288,6 @@ def test_preview_cli_bad_row_exits_2(tmp_path):
     r = subprocess.run(['prefnb', 'preview', str(tmp_path/'c.yml')], capture_output=True, text=True)
     assert r.returncode == 2 and "row 0: column 'chosen': found None, expected a string" in r.stderr and 'Traceback' not in r.stderr
 
-@needs_config
 def test_prepare_with_load_config(tmp_path, toks):
     from prefnb.config import load_config
     c = load_config(dict(base_model='prefnb:tiny-llama', rl='kto', datasets=[dict(path='prefnb:toy-orca', type='llama3.intel')],

@@ -95,9 +95,10 @@ def fake_run(monkeypatch, n, step, cost, **kw):
     monkeypatch.setattr(plots, 'time', FakeTime)
     from types import SimpleNamespace as NS
     cb = LivePlotCallback('dpo', live=True, **kw)
-    at = []
+    at, costs = [], iter(cost) if hasattr(cost, '__iter__') else None
     def redraw():
-        FakeTime.now += cost; cb.draws += 1; cb.last_cost = cost; cb.last_draw = FakeTime.now; at.append(st.global_step); return cost
+        c = next(costs) if costs else cost
+        FakeTime.now += c; cb.draws += 1; cb.last_cost = c; cb.last_draw = FakeTime.now; at.append((c, FakeTime.now) if costs else st.global_step); return c
     cb._redraw, cb._line = redraw, lambda *a, **k: None
     a, st = NS(output_dir=None), NS(global_step=0, max_steps=n)
     cb.on_train_begin(a, st, None)
@@ -122,6 +123,75 @@ def test_a_short_run_is_redrawn_while_it_trains(monkeypatch, step, cost):
     cb, at = fake_run(monkeypatch, 12, step, cost)
     assert at[0] == 1 and len(at) >= (2 if cost > 3 else 3) and at[-1] < 12, at
 
+@pytest.mark.parametrize('costs', [(0.2, 3.0), (3.0, 0.2, 0.2, 0.2), (0.5, 0.5, 0.5, 6.0, 0.5)], ids=['alternating', 'one-slow-first', 'one-slow-later'])
+def test_redraws_of_varying_cost_stay_within_budget(monkeypatch, costs):
+    """Redraw costs that vary, cycling through `costs`, on a 5-minute run: whenever a redraw ends, the redraws after the first
+    picture are within 3 s + 5% of the time so far, except by what no earlier redraw foretold (this one's excess over the slowest before it)."""
+    import itertools
+    cb, at = fake_run(monkeypatch, 3000, 0.1, itertools.cycle(costs))
+    assert len(at) >= 5, at
+    spent = 0.0
+    for i, (c, now) in enumerate(at[1:], 1):
+        spent += c
+        unforeseen = max(0.0, c - max(c for c, _ in at[:i]))
+        assert spent <= 3 + 0.05 * now + unforeseen + 1e-9, (i, spent, 3 + 0.05 * now, at[:i + 1])
+
 def test_errors():
     with pytest.raises(UserError, match='no metrics to plot'): plot_metrics([{'step': 1, 'epoch': 0.1}])
     with pytest.raises(UserError, match='no such file or folder'): plot_metrics('/nonexistent/run')
+
+# ---- the budget in a real Jupyter kernel -------------------------------------------------------------------------------
+_KERNEL_SETUP = r'''
+import json, time, warnings
+warnings.simplefilter('ignore')
+import transformers, datasets
+transformers.logging.set_verbosity_error(); datasets.disable_progress_bars(); transformers.logging.disable_progress_bar()
+from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import DPOConfig, DPOTrainer
+import prefnb.plots as P
+from prefnb.zoo import resolve_model, toy_dataset
+extra, real_plot = iter(EXTRA), P.plot_metrics
+def slower_plot(*a, **k):   # each redraw made slower by the next planned amount: redraw costs that vary
+    time.sleep(next(extra, 0.0)); return real_plot(*a, **k)
+P.plot_metrics = slower_plot
+real_redraw, seen = P._LivePlotCallback._redraw, []
+def watched_redraw(self):
+    t = time.perf_counter(); c = real_redraw(self); end = time.perf_counter()
+    seen.append(dict(cost=c, wall=end - t, end=end - self.t0, spent=self.plot_seconds - self.first_cost + (c if self.draws > 1 else 0.0)))
+    return c
+P._LivePlotCallback._redraw = watched_redraw
+class SlowStep(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw): time.sleep(STEP)
+live = P.LivePlotCallback('dpo', budget=BUDGET, grace=GRACE, every=EVERY)   # live=None: on, because this is a notebook kernel
+args = DPOConfig(output_dir=OUT, use_cpu=True, bf16=False, report_to=[], save_strategy='no', gradient_checkpointing=False, logging_steps=1,
+                 learning_rate=5e-4, max_steps=STEPS, per_device_train_batch_size=2, disable_tqdm=True, seed=0)
+tr = DPOTrainer(model=resolve_model('prefnb:tiny-chatml'), args=args, train_dataset=toy_dataset('prefnb:toy-pairs', 64), callbacks=[SlowStep(), live])
+tr.remove_callback(PrinterCallback)
+'''
+
+def test_live_view_budget_in_a_real_kernel_with_redraws_that_vary(tmp_path):
+    """In a real Jupyter kernel (nbclient + ipykernel, as tools/run_nb.py runs the docs), where the view is live: a tiny DPO run whose
+    redraws are made slower by 0 and 1.5 s in turn. The view is shown; it redraws during training; whenever a redraw ends, the
+    redraws after the first picture are within grace + budget x the time so far, except by what no earlier redraw foretold; and
+    the `plot_seconds` it reports is the time its redraws really took."""
+    import nbformat
+    from nbclient import NotebookClient
+    budget, grace = 0.05, 10.0
+    head = f"EXTRA = [0.0, 0.0] + [1.5, 0.0] * 20; STEPS, STEP, BUDGET, GRACE, EVERY, OUT = 40, 0.05, {budget}, {grace}, 0.5, {str(tmp_path)!r}\n"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(head + _KERNEL_SETUP), nbformat.v4.new_code_cell('tr.train();'),
+        nbformat.v4.new_code_cell('print(json.dumps(dict(live=live.live, draws=live.draws, first=live.first_cost, plot=live.plot_seconds, '
+                                  'train=live.train_seconds, final=live.final_seconds, seen=seen)))')])
+    NotebookClient(nb, timeout=600, kernel_name='python3', resources=dict(metadata=dict(path=str(tmp_path)))).execute()
+    r = json.loads(nb.cells[2].outputs[0]["text"])
+    print(f"live redraws: {r['draws'] - 1} during {r['train']:.1f} s of training, {r['plot']:.2f} s in all (first {r['first']:.2f} s)")
+    assert r['live'] and any('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for o in nb.cells[1].outputs)
+    during = r['seen'][:-1]                                            # the last redraw is the final picture, after training
+    assert len(during) == r['draws'] - 1 >= 3, r                       # the first picture and at least two redraws while it trains
+    costs = [d['cost'] for d in during]
+    for i, d in enumerate(during[1:], 1):
+        unforeseen = max(0.0, costs[i] - max(costs[:i]))
+        assert d['spent'] <= grace + budget * d['end'] + unforeseen + 1e-6, (i, d, grace + budget * d['end'], during)
+    assert r['plot'] == pytest.approx(sum(costs), rel=1e-9)             # what it reports is what its redraws took
+    assert sum(d['wall'] for d in during) - r['plot'] < 0.05 * len(during), (r, during)   # nothing of a redraw left out of the count
+    assert (tmp_path/'metrics.png').read_bytes()[:8] == PNG

