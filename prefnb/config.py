@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['AXOLOTL_KEYS', 'AXOLOTL_PLUGIN_KEYS', 'ATTENTION_SWITCHES', 'SECRET_FIELDS', 'REMOVED', 'ENTRY_OPTIONS', 'RULES',
-           'plugin_of', 'DatasetEntry', 'PrefConfig', 'method_trl_args', 'Problem', 'Context', 'Rule', 'read_config',
-           'CheckResult', 'columns_of', 'check_config', 'load_config', 'validate_config', 'ConfigWarning', 'plan_for',
-           'format_result', 'check_cli']
+           'plugin_of', 'DatasetEntry', 'PrefConfig', 'method_trl_args', 'Problem', 'Context', 'Rule', 'own_template',
+           'read_config', 'CheckResult', 'columns_of', 'check_config', 'load_config', 'validate_config',
+           'ConfigWarning', 'plan_for', 'format_result', 'check_cli']
 
 # %% ../nbs/06_config.ipynb #822108a8
 import difflib, json, reprlib, warnings
@@ -588,6 +588,29 @@ def _entry_options(ctx):
             if not s.needs_tokenizer: out.append(dict(where=where, i=i, key=unused[0], type=s.name))
     return out
 
+def own_template(src)->bool|None:
+    "Whether the tokenizer in local folder `src` has a chat template; None when `src` is not a local folder (`check` reads no network)."
+    p = Path(str(src)).expanduser()
+    if not p.is_dir(): return None
+    if any((p/f).exists() for f in ('chat_template.jinja', 'chat_template.json', 'additional_chat_templates')): return True
+    try: return bool(json.loads((p/'tokenizer_config.json').read_text()).get('chat_template'))
+    except (OSError, ValueError): return None
+
+def _no_template(ctx):
+    c = _cfg(ctx)
+    src = c.tokenizer_config or c.base_model
+    if own_template(src) is not False: return []
+    try: from prefnb.strategies import get_strategy
+    except ImportError: raise _Skip
+    out = []
+    for where, ds in (('datasets', c.datasets), ('test_datasets', c.test_datasets or [])):
+        for i, d in enumerate(ds):
+            try: s = get_strategy('passthrough' if d.type is None else d.type, c.rl)
+            except UserError: continue
+            if s.needs_tokenizer and chosen_template(d, c)[0] in (None, 'tokenizer_default'):
+                out.append(dict(where=where, i=i, type=s.name, src=src))
+    return out
+
 def _message_fields(ctx):
     c = _cfg(ctx)
     return [dict(where=w, i=i, key=k, new=k.removeprefix('message_field_'), value=getattr(d, k))
@@ -643,6 +666,7 @@ RULES = [
     Rule('attention-conflict', ('attn_implementation', *ATTENTION_SWITCHES), 'error', _attention_conflict, '{keys} ask for different attention kernels; keep one of them.'),
     Rule('early-stopping-eval', ('early_stopping_patience', 'val_set_size', 'test_datasets', 'eval_steps'), 'error', _early_stopping, 'early_stopping_patience needs evaluations to compare, but {why}; {fix}, or remove early_stopping_patience.'),
     Rule('entry-option-unused', ('datasets', 'test_datasets', 'rl'), 'error', _entry_options, "{where}[{i}].{key}: set on a dataset entry whose type {type!r} does not read it (only chat_template.* strategies do); remove it or use type: chat_template.default"),
+    Rule('tokenizer-no-template', ('base_model', 'tokenizer_config', 'chat_template', 'chat_template_jinja', 'datasets', 'test_datasets'), 'error', _no_template, "{where}[{i}].type: {type} renders the tokenizer's chat template, but the tokenizer in {src} has none; set chat_template (e.g. chatml, llama3) or chat_template_jinja"),
     Rule('message-field-deprecated', ('datasets',), 'warning', _message_fields, '{where}[{i}].{key}: {value} is deprecated (as in axolotl); it is read as message_property_mappings: {{{new}: {value}}}. Write that instead.'),
     Rule('steps-and-per-epoch', ('eval_steps', 'evals_per_epoch', 'save_steps', 'saves_per_epoch'), 'error', _per_epoch, '{a} and {b} are both set: give one of them.'),
 ]

@@ -13,6 +13,7 @@ GOOD = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[dict(path='pref
 T4 = dict(kind='cuda', name='Tesla T4', bf16=False)
 L4 = dict(kind='cuda', name='NVIDIA L4', bf16=True)
 KTO_STR = [dict(r, label=str(r['label'])) for r in toy_rows('kto', 4)]
+NO_TEMPLATE = Path(__import__('tempfile').mkdtemp(), 'base-model'); NO_TEMPLATE.mkdir(); (NO_TEMPLATE/'tokenizer_config.json').write_text('{}')
 
 # rule id: (bad overrides, data, device, exact message, good overrides, good data, good device)
 CASES = {
@@ -106,6 +107,10 @@ CASES = {
     'early-stopping-eval': (dict(early_stopping_patience=3), None, None,
         'early_stopping_patience needs evaluations to compare, but there is no eval data; set val_set_size (e.g. 0.05) or test_datasets, or remove early_stopping_patience.',
         dict(early_stopping_patience=3, val_set_size=0.1), None, None),
+    'tokenizer-no-template': (dict(base_model=str(NO_TEMPLATE), datasets=[dict(path='a/b', type='chat_template.default')]), None, None,
+        f"datasets[0].type: chat_template.default renders the tokenizer's chat template, but the tokenizer in {NO_TEMPLATE} has none; "
+        'set chat_template (e.g. chatml, llama3) or chat_template_jinja',
+        dict(base_model=str(NO_TEMPLATE), datasets=[dict(path='a/b', type='chat_template.default', chat_template='chatml')]), None, None),
     'entry-option-unused': (dict(datasets=[dict(path='prefnb:toy-orca', type='chatml.intel', chat_template='llama3')]), None, None,
         "datasets[0].chat_template: set on a dataset entry whose type 'chatml.intel' does not read it (only chat_template.* strategies do); "
         'remove it or use type: chat_template.default',
@@ -416,10 +421,13 @@ def _preview_in_process(*args):
     with contextlib.redirect_stdout(buf): rc = preview_cli(list(map(str, args)))
     return rc, buf.getvalue()
 
-@pytest.mark.parametrize('where', ['config', 'entry'])
-@pytest.mark.parametrize('option', template_options())
+# every value prefnb accepts at the top; on an entry, one of each kind (a name, the model's own, a fallback, jinja with the top's text)
+TEMPLATE_CASES = [(o, 'config') for o in template_options()] + [(o, 'entry') for o in template_options()
+                  if o in ('llama3', 'tokenizer_default', 'tokenizer_default_fallback_llama3', 'jinja')]
+
+@pytest.mark.parametrize('option,where', TEMPLATE_CASES)
 def test_every_template_option_that_checks_clean_previews(tmp_path, option, where):
-    "Every `chat_template:` value prefnb accepts (read from prefnb.templates), in both places: `check` passes, then `preview` renders every row with it."
+    "Every `chat_template:` value prefnb accepts (read from prefnb.templates): `check` passes, then `preview` renders every row with it."
     p = _template_config(tmp_path, option, where)
     assert check_in_process(p) == (0, f'{p}: valid (rl: dpo), 0 errors, 0 warnings\n')
     rc, out = _preview_in_process(p, '--json')
@@ -432,10 +440,10 @@ def test_a_config_whose_entries_name_templates_trains_one_step(tmp_path):
     p = _template_config(tmp_path, 'jinja', 'config')
     c = yaml.safe_load(p.read_text())
     c['datasets'] += [dict(c['datasets'][0], chat_template='jinja'), dict(c['datasets'][0], chat_template='llama3')]
-    p.write_text(yaml.safe_dump(dict(c, max_steps=1, micro_batch_size=2, logging_steps=1, save_steps=1)))
+    p.write_text(yaml.safe_dump(dict(c, max_steps=1, micro_batch_size=2, logging_steps=1, live_plots=False, health_checks=False)))
     assert check_in_process(p)[0] == 0 and _preview_in_process(p, '-n', '1')[0] == 0
     assert train_cli([str(p)]) == 0
-    assert (tmp_path/'run'/'trl_args.json').exists()
+    assert [m['step'] for m in map(json.loads, (tmp_path/'run'/'metrics.jsonl').read_text().splitlines()) if 'loss' in m] == [1]
 
 def test_check_refuses_jinja_without_text_where_preview_would(tmp_path):
     "An entry's `chat_template: jinja` with no chat_template_jinja in its entry or at the top: `check` says what `preview` says."
@@ -444,3 +452,20 @@ def test_check_refuses_jinja_without_text_where_preview_would(tmp_path):
     rc, out = check_in_process(p)
     assert rc == 2 and 'error [chat-template-name]: datasets[0].chat_template: jinja needs chat_template_jinja (the template text or a .jinja file)' in out
     with pytest.raises(UserError, match='chat_template: jinja needs chat_template_jinja'): _preview_in_process(p)
+
+def test_a_tokenizer_without_a_template_is_refused_by_check_as_by_preview(tmp_path):
+    "A local model whose tokenizer has no chat template, read by a chat_template.* entry: `check` says so, as `preview` would; naming a template fixes both."
+    import shutil
+    from prefnb.zoo import tiny_model_path
+    shutil.copytree(tiny_model_path('prefnb:tiny-chatml'), base := tmp_path/'base', ignore=shutil.ignore_patterns('chat_template.jinja'))
+    p = _template_config(tmp_path, 'tokenizer_default', 'entry')
+    c = yaml.safe_load(p.read_text()); c['base_model'] = str(base); p.write_text(yaml.safe_dump(c))
+    rc, out = check_in_process(p)
+    assert rc == 2 and "error [tokenizer-no-template]: datasets[0].type: chat_template.default renders the tokenizer's chat template" in out
+    with pytest.raises(UserError, match="renders the tokenizer's chat template, but the tokenizer in"): _preview_in_process(p)   # preview loads the config the same way
+    from transformers import AutoTokenizer
+    from prefnb.data import prepare
+    with pytest.raises(UserError, match='chat_template: the tokenizer has no chat template'):   # past the rule: what preview met before it
+        prepare(c, AutoTokenizer.from_pretrained(base))
+    c['datasets'][0]['chat_template'] = 'zephyr'; p.write_text(yaml.safe_dump(c))
+    assert check_in_process(p)[0] == 0 and _preview_in_process(p, '--json')[0] == 0
