@@ -7,7 +7,7 @@ __all__ = ['COMMANDS', 'run_command', 'main']
 
 # %% ../nbs/90_cli.ipynb #20e9b265
 import argparse, importlib, os, sys
-from .core import UserError
+from .core import CLIParser, UserError
 
 # %% ../nbs/90_cli.ipynb #b3aec28c
 COMMANDS = {  # name: (module, function, one-line help)
@@ -24,7 +24,7 @@ COMMANDS = {  # name: (module, function, one-line help)
 
 # %% ../nbs/90_cli.ipynb #284dfabf
 def _parser():
-    ap = argparse.ArgumentParser('prefnb', description='Preference tuning (DPO, IPO, KTO, ORPO, SimPO) on top of TRL.',
+    ap = CLIParser('prefnb', description='Preference tuning (DPO, IPO, KTO, ORPO, SimPO) on top of TRL.',
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog='commands:\n' + '\n'.join(f'  {k:<9} {v[2]}' for k, v in COMMANDS.items())
                                         + "\n\nRun 'prefnb COMMAND --help' for a command's options.")

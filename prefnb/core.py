@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['PACKAGES', 'UserError', 'trainer_callback', 'version_of', 'content_key', 'cache_dir', 'cached_build', 'device_info',
-           'auto_precision', 'bitsandbytes_status', 'env_info', 'format_info', 'checkpoint_step', 'info_cli']
+           'auto_precision', 'bitsandbytes_status', 'env_info', 'format_info', 'checkpoint_step', 'CLIParser',
+           'info_cli']
 
 # %% ../nbs/00_core.ipynb #47a502c1
-import importlib, importlib.metadata, os, platform, re
+import argparse, importlib, importlib.metadata, os, platform, re
 from pathlib import Path
 
 # %% ../nbs/00_core.ipynb #e2bc7605
@@ -139,11 +140,30 @@ def checkpoint_step(path # a folder, e.g. runs/dpo/checkpoint-40
     m = re.fullmatch(r'checkpoint-(\d+)', Path(path).name)
     return int(m.group(1)) if m else None
 
+# %% ../nbs/00_core.ipynb #e2d817de
+class _Once(argparse.Action):
+    "Store an option's value; a second use is a usage error."
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = parser.__dict__.setdefault('_given', {})
+        if self.dest in given: parser.error(f"{option_string} given twice ({given[self.dest]} and {values}); give it once")
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+class CLIParser(argparse.ArgumentParser):
+    "An `ArgumentParser` whose repeated options add up (list options) or are refused (one-value options)."
+    def add_argument(self, *names, **kw):
+        if names and names[0][:1] in self.prefix_chars and kw.get('action', 'store') == 'store':
+            kw['action'] = 'extend' if kw.get('nargs') in ('*', '+') else _Once
+        return super().add_argument(*names, **kw)
+    def parse_known_args(self, args=None, namespace=None):
+        self._given = {}
+        return super().parse_known_args(args, namespace)
+
 # %% ../nbs/00_core.ipynb #f881024f
 def info_cli(argv:list[str]=None)->int:
     "prefnb info [--json]: versions, device, bf16 support, GPU memory, bitsandbytes."
-    import argparse, json
-    ap = argparse.ArgumentParser('prefnb info', description='Print what to paste into a bug report.')
+    import json
+    ap = CLIParser('prefnb info', description='Print what to paste into a bug report.')
     ap.add_argument('--json', action='store_true', help='print JSON instead of aligned text')
     a = ap.parse_args(argv)
     d = env_info()

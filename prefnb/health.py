@@ -615,8 +615,8 @@ HealthCallback = trainer_callback(_HealthCallback)
 # %% ../nbs/14_health.ipynb #a484ac01
 def doctor_cli(argv:list[str]=None)->int:
     "prefnb doctor PATH [--json] [--method M]: diagnose a run; exit 0 healthy, 3 on an error finding."
-    import argparse
-    ap = argparse.ArgumentParser('prefnb doctor', description='Diagnose a training run from its metrics: '
+    from prefnb.core import CLIParser
+    ap = CLIParser('prefnb doctor', description='Diagnose a training run from its metrics: '
                                  'a run folder, metrics.jsonl, or trainer_state.json. Exit 0 healthy, 3 when a finding is an error.')
     ap.add_argument('path', help='run folder (output_dir), metrics.jsonl, or trainer_state.json')
     ap.add_argument('--json', action='store_true', help='print JSON instead of text')

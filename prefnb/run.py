@@ -343,11 +343,13 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
 def parse_sets(items:list[str])->dict:
     "`['max_steps=10', 'rl=kto']` -> `{'max_steps': 10, 'rl': 'kto'}` (values read as YAML)."
     import yaml
-    out = {}
+    out, given = {}, {}
     for it in items or []:
         if '=' not in it: raise UserError(f'--set {it}: expected key=value, e.g. --set learning_rate=5e-6')
-        k, v = it.split('=', 1)
-        try: out[k.strip()] = yaml.safe_load(v)
+        k, v = it.split('=', 1); k = k.strip()
+        if k in given: raise UserError(f'--set {k}: given twice ({given[k]} and {v}); give it once')
+        given[k] = v
+        try: out[k] = yaml.safe_load(v)
         except yaml.YAMLError as e:
             raise UserError(f"--set {it}: the value is not plain YAML ({getattr(e, 'problem', None) or e}); "
                             "quote text, e.g. --set 'output_dir=runs/a b'") from None
@@ -362,17 +364,18 @@ def quiet_libraries():
 
 def train_cli(argv:list[str]=None)->int:
     "prefnb train CONFIG [--set key=value ...] [--overwrite]"
-    import argparse
     from prefnb.config import load_config, read_config
-    ap = argparse.ArgumentParser('prefnb train', description='Train from a config (DPO, IPO, KTO, ORPO, SimPO).')
+    from prefnb.core import CLIParser
+    ap = CLIParser('prefnb train', description='Train from a config (DPO, IPO, KTO, ORPO, SimPO).')
     ap.add_argument('config', help='YAML config file')
-    ap.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE', help='override config fields')
+    ap.add_argument('--set', nargs='+', default=[], metavar='KEY=VALUE', help='override config fields (repeat --set, or give several)')
     ap.add_argument('--overwrite', action='store_true', help='start again in an output_dir that already holds a run')
     a = ap.parse_args(argv)
+    sets = parse_sets(a.set)   # a bad --set is refused before any library loads
     quiet_libraries()
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        cfg = load_config({**read_config(a.config), **parse_sets(a.set)})
+        cfg = load_config({**read_config(a.config), **sets})
     for w in cfg.warnings: _log(f'warning: {w.message}')
     res = train(cfg, overwrite=a.overwrite)
     _log(f'run folder: {res.run_dir}')
@@ -398,8 +401,8 @@ def merge_adapter(run_dir:str|Path, # a run folder that holds a LoRA adapter
 
 def merge_cli(argv:list[str]=None)->int:
     "prefnb merge RUN_DIR OUT"
-    import argparse
-    ap = argparse.ArgumentParser('prefnb merge', description='Merge a LoRA adapter into its base model.')
+    from prefnb.core import CLIParser
+    ap = CLIParser('prefnb merge', description='Merge a LoRA adapter into its base model.')
     ap.add_argument('run_dir'); ap.add_argument('out')
     a = ap.parse_args(argv)
     _log(f'merged model written to {merge_adapter(a.run_dir, a.out)}')

@@ -496,8 +496,9 @@ def import_strategies(module:str # a dotted module name, or a path to a .py file
 # %% ../nbs/05_strategies.ipynb #e1f0c002
 def strategies_cli(argv:list[str]=None)->int:
     "prefnb strategies [--rl METHOD] [--json]: the dataset types of each method and the columns they read."
-    import argparse, json
-    ap = argparse.ArgumentParser('prefnb strategies', description='Dataset types (type:) per method, with the columns each reads.')
+    import json
+    from prefnb.core import CLIParser
+    ap = CLIParser('prefnb strategies', description='Dataset types (type:) per method, with the columns each reads.')
     ap.add_argument('--rl', choices=sorted(METHOD_FAMILIES), help='only this method')
     ap.add_argument('--json', action='store_true', help='print JSON: {method: {type: description}}')
     a = ap.parse_args(argv)

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['CHAT_TEMPLATES', 'TEMPLATE_INFO', 'AXOLOTL_TEMPLATES', 'add_template', 'render_chat', 'template_error', 'read_jinja',
-           'template_for', 'templates_cli']
+           'template_for', 'chosen_template', 'template_options', 'templates_cli']
 
 # %% ../nbs/01_templates.ipynb #a3aac1bd
 from .core import UserError
@@ -188,11 +188,29 @@ def template_for(tokenizer, # the tokenizer whose own template is the fallback
     if (err := template_error(chat_template)): raise UserError(f'chat_template: {err}')
     return CHAT_TEMPLATES[chat_template]
 
+# %% ../nbs/01_templates.ipynb #e23eafd6
+def chosen_template(*levels # dicts or configs holding chat_template / chat_template_jinja, the most specific first (a dataset entry, then the config)
+                   )->tuple[str|None, str|None]:
+    "The (chat_template, chat_template_jinja) pair a render uses, to give to `template_for`."
+    get = lambda o, k: (o.get(k) if isinstance(o, dict) else getattr(o, k, None)) if o is not None else None
+    for i, o in enumerate(levels):
+        name, text = get(o, 'chat_template'), get(o, 'chat_template_jinja')
+        if text: return 'jinja', text
+        if name == 'jinja': return 'jinja', next((t for l in levels[i + 1:] if (t := get(l, 'chat_template_jinja'))), None)
+        if name: return name, None
+    return None, None
+
+# %% ../nbs/01_templates.ipynb #50b0fe8b
+def template_options()->list[str]:
+    "Every `chat_template:` value prefnb renders."
+    return sorted(CHAT_TEMPLATES) + ['tokenizer_default', 'jinja'] + [f'tokenizer_default_fallback_{n}' for n in sorted(CHAT_TEMPLATES)]
+
 # %% ../nbs/01_templates.ipynb #6d1e0c25
 def templates_cli(argv:list[str]=None)->int:
     "prefnb templates [--show NAME] [--json]: the named chat templates."
-    import argparse, json
-    ap = argparse.ArgumentParser('prefnb templates', description='The named chat templates a config can give as chat_template:.')
+    import json
+    from prefnb.core import CLIParser
+    ap = CLIParser('prefnb templates', description='The named chat templates a config can give as chat_template:.')
     ap.add_argument('--show', metavar='NAME', help='render an example conversation (system, user, assistant, user) with NAME')
     ap.add_argument('--json', action='store_true', help='print JSON: {name: {models, bos, eos, note, jinja}}')
     a = ap.parse_args(argv)

@@ -24,10 +24,11 @@ def load_tokenizer(cfg, # a `PrefConfig`: reads tokenizer_config, base_model, ch
     src = resolve_model(cfg.tokenizer_config or cfg.base_model)
     try: tok = AutoTokenizer.from_pretrained(src, trust_remote_code=cfg.trust_remote_code)
     except (OSError, ValueError) as e: raise load_error('tokenizer_config' if cfg.tokenizer_config else 'base_model', src, e) from None
-    if cfg.chat_template_jinja or cfg.chat_template not in (None, 'tokenizer_default'):
-        from prefnb.templates import template_for
-        tok.chat_template = template_for(tok, cfg.chat_template, cfg.chat_template_jinja)
-        notes.append(f"chat template: {'chat_template_jinja' if cfg.chat_template_jinja else cfg.chat_template} from the config")
+    from prefnb.templates import chosen_template, template_for
+    name, text = chosen_template(cfg)   # the same rule the data and `prefnb check` use
+    if name not in (None, 'tokenizer_default'):
+        tok.chat_template = template_for(tok, name, text)
+        notes.append(f"chat template: {'chat_template_jinja' if text else name} from the config")
     if cfg.special_tokens:
         tok.add_special_tokens(dict(cfg.special_tokens)); notes.append(f'special tokens set: {dict(cfg.special_tokens)}')
     if tok.pad_token is None:

@@ -8,6 +8,17 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 import json
 from pathlib import Path
 import pytest
+from _cli import heavy_after_import, run_cli
+
+@pytest.fixture(scope='session')
+def cli():
+    "Run prefnb as a user does: `cli('check', path, timeout=600, env=None, cwd=None, module=False)` -> CompletedProcess (text)."
+    return run_cli
+
+@pytest.fixture(scope='session')
+def heavy_imports():
+    "`heavy_imports('prefnb.health', ...)`: the heavy libraries (torch, transformers, trl, datasets, matplotlib, ...) importing them loads."
+    return heavy_after_import
 
 @pytest.fixture
 def trl_alone(tmp_path):

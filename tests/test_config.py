@@ -1,5 +1,5 @@
 "prefnb.config: every validation rule fires on a bad config with its exact message and stays quiet on a good one; the YAML round trip; the `prefnb check` contract."
-import json, subprocess, sys, warnings
+import json, warnings
 from pathlib import Path
 import pytest, yaml
 from prefnb.core import UserError
@@ -13,6 +13,7 @@ GOOD = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[dict(path='pref
 T4 = dict(kind='cuda', name='Tesla T4', bf16=False)
 L4 = dict(kind='cuda', name='NVIDIA L4', bf16=True)
 KTO_STR = [dict(r, label=str(r['label'])) for r in toy_rows('kto', 4)]
+NO_TEMPLATE = Path(__import__('tempfile').mkdtemp(), 'base-model'); NO_TEMPLATE.mkdir(); (NO_TEMPLATE/'tokenizer_config.json').write_text('{}')
 
 # rule id: (bad overrides, data, device, exact message, good overrides, good data, good device)
 CASES = {
@@ -106,6 +107,14 @@ CASES = {
     'early-stopping-eval': (dict(early_stopping_patience=3), None, None,
         'early_stopping_patience needs evaluations to compare, but there is no eval data; set val_set_size (e.g. 0.05) or test_datasets, or remove early_stopping_patience.',
         dict(early_stopping_patience=3, val_set_size=0.1), None, None),
+    'tokenizer-no-template': (dict(base_model=str(NO_TEMPLATE), datasets=[dict(path='a/b', type='chat_template.default')]), None, None,
+        f"datasets[0].type: chat_template.default renders the tokenizer's chat template, but the tokenizer in {NO_TEMPLATE} has none; "
+        'set chat_template (e.g. chatml, llama3) or chat_template_jinja',
+        dict(base_model=str(NO_TEMPLATE), datasets=[dict(path='a/b', type='chat_template.default', chat_template='chatml')]), None, None),
+    'entry-option-unused': (dict(datasets=[dict(path='prefnb:toy-orca', type='chatml.intel', chat_template='llama3')]), None, None,
+        "datasets[0].chat_template: set on a dataset entry whose type 'chatml.intel' does not read it (only chat_template.* strategies do); "
+        'remove it or use type: chat_template.default',
+        dict(datasets=[dict(path='prefnb:toy-orca', type='chatml.intel')], chat_template='llama3'), None, None),
     'message-field-deprecated': (dict(datasets=[dict(path='a/b', type='chat_template.default', message_field_role='from')]), None, None,
         'datasets[0].message_field_role: from is deprecated (as in axolotl); it is read as message_property_mappings: {role: from}. Write that instead.',
         dict(datasets=[dict(path='a/b', type='chat_template.default', message_property_mappings={'role': 'from'})]), None, None),
@@ -285,36 +294,34 @@ def test_axolotl_keys_cover_the_fixtures():
         assert set(read_config(f)) <= AXOLOTL_KEYS | set(PrefConfig.model_fields)
 
 # --- the CLI contract ---------------------------------------------------------------------------
-def run(*args): return subprocess.run(['prefnb', 'check', *map(str, args)], capture_output=True, text=True)
-
-def test_cli_valid_config_exits_0():
-    r = run(FIX/'simpo.yml')
+def test_cli_valid_config_exits_0(cli):
+    r = cli('check', FIX/'simpo.yml')
     assert r.returncode == 0 and r.stdout.startswith(f'{FIX/"simpo.yml"}: valid (rl: simpo), 0 errors, 1 warning')
 
-def test_cli_invalid_config_exits_2_with_all_errors(tmp_path):
+def test_cli_invalid_config_exits_2_with_all_errors(tmp_path, cli):
     (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, rl='kto', micro_batch_size=1, sample_packing=True)))
-    r = run(tmp_path/'c.yml')
+    r = cli('check', tmp_path/'c.yml')
     assert r.returncode == 2 and 'Traceback' not in r.stdout + r.stderr
     assert 'INVALID, 2 errors, 0 warnings' in r.stdout and 'error [kto-batch-size]' in r.stdout and 'error [sample-packing]' in r.stdout
 
-def test_cli_learning_rate_0_exits_2_on_the_tiny_model(tmp_path):
+def test_cli_learning_rate_0_exits_2_on_the_tiny_model(tmp_path, cli):
     (tmp_path/'c.yml').write_text('base_model: prefnb:tiny-chatml\nrl: dpo\nlearning_rate: 0\n'
                                   'datasets: [{path: prefnb:toy-orca, type: chatml.intel}]\n')
-    r = run(tmp_path/'c.yml')
+    r = cli('check', tmp_path/'c.yml')
     assert r.returncode == 2 and 'Traceback' not in r.stdout + r.stderr
     assert r.stdout.splitlines() == [f'{tmp_path/"c.yml"}: INVALID, 1 error, 0 warnings',
                                      f'error [lr-positive]: learning_rate: 0 {LR_WHY} Typical for DPO with full fine-tuning: 5e-07.']
 
-def test_cli_long_schema_value_stays_one_line(tmp_path):
+def test_cli_long_schema_value_stays_one_line(tmp_path, cli):
     (tmp_path/'c.yml').write_text('base_model: prefnb:tiny-chatml\nlearning_rate: {a: [%s]}\n'
                                   'datasets: [{path: prefnb:toy-orca, type: chatml.intel}]\n' % ','.join(map(str, range(1, 41))))
-    r = run(tmp_path/'c.yml')
+    r = cli('check', tmp_path/'c.yml')
     assert r.returncode == 2
     assert r.stdout.splitlines()[1:] == ["error [schema]: learning_rate: got {'a': [1, 2, 3, 4, 5, 6, ...]}: Input should be a valid number"]
 
-def test_cli_json(tmp_path):
+def test_cli_json(tmp_path, cli):
     (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, fp16=True, bf16=True)))
-    r = run(tmp_path/'c.yml', '--json')
+    r = cli('check', tmp_path/'c.yml', '--json')
     d = json.loads(r.stdout)
     assert r.returncode == 2 and d['valid'] is False and [e['rule'] for e in d['errors']] == ['bf16-and-fp16']
 
@@ -323,20 +330,20 @@ def test_cli_json(tmp_path):
     ('base_model: [unclosed\n', 'not valid YAML'),
     ('just a string\n', 'expected a mapping of option: value at the top level, got str'),
 ])
-def test_cli_bad_files_never_show_a_traceback(tmp_path, content, expect):
+def test_cli_bad_files_never_show_a_traceback(tmp_path, content, expect, cli):
     (tmp_path/'c.yml').write_text(content)
-    r = run(tmp_path/'c.yml')
+    r = cli('check', tmp_path/'c.yml')
     assert r.returncode == 2 and expect in r.stderr and 'Traceback' not in r.stderr and 'pwned' not in r.stdout
 
-def test_cli_missing_file_and_help():
-    r = run('/no/such/config.yml')
+def test_cli_missing_file_and_help(cli):
+    r = cli('check', '/no/such/config.yml')
     assert r.returncode == 2 and "error: config: no file '/no/such/config.yml'" in r.stderr and 'Traceback' not in r.stderr
-    h = run('--help')
+    h = cli('check', '--help')
     assert h.returncode == 0 and 'Validate a prefnb' in h.stdout
 
-def test_cli_memory_plan(tmp_path):
+def test_cli_memory_plan(tmp_path, cli):
     (tmp_path/'c.yml').write_text(yaml.safe_dump(dict(GOOD, adapter='lora')))
-    r = run(tmp_path/'c.yml', '--gpu', 'T4', '--json')
+    r = cli('check', tmp_path/'c.yml', '--gpu', 'T4', '--json')
     d = json.loads(r.stdout)
     assert r.returncode == 0 and d['memory']['gpu'] == 'T4' and d['memory']['fits'] is True
     assert d['memory']['parts_gib']['reference'] == 0
@@ -392,3 +399,73 @@ def test_deprecated_message_fields_become_property_mappings():
     d = load_config({**GOOD, 'datasets': [dict(path='a/b', type='chat_template.default', message_field_role='from',
                                                message_property_mappings={'role': 'speaker'})]}).datasets[0]
     assert d.message_property_mappings == {'role': 'speaker'}   # the current name wins
+
+# --- check and preview agree: a config that checks clean previews and trains -----------------------
+from prefnb.templates import template_options
+
+def _template_config(tmp_path, option, where):
+    "A config naming chat template `option` at the top (`where='config'`) or on its dataset entry; `jinja`'s text is a file named at the top."
+    from prefnb.zoo import write_toy_file
+    (tpl := tmp_path/'tpl.jinja').write_text(CHAT_TEMPLATES['zephyr'])
+    entry = dict(path=str(write_toy_file(tmp_path/'rows.jsonl', 'messages', n=8)), type='chat_template.default')
+    c = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[entry], sequence_len=1024, output_dir=str(tmp_path/'run'))
+    (c if where == 'config' else entry)['chat_template'] = option
+    if option == 'jinja': c['chat_template_jinja'] = str(tpl)   # on the entry, `jinja` takes the config's text (issue 25's case)
+    (p := tmp_path/'c.yml').write_text(yaml.safe_dump(c))
+    return p
+
+def _preview_in_process(*args):
+    import contextlib, io
+    from prefnb.data import preview_cli
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf): rc = preview_cli(list(map(str, args)))
+    return rc, buf.getvalue()
+
+# every value prefnb accepts at the top; on an entry, one of each kind (a name, the model's own, a fallback, jinja with the top's text)
+TEMPLATE_CASES = [(o, 'config') for o in template_options()] + [(o, 'entry') for o in template_options()
+                  if o in ('llama3', 'tokenizer_default', 'tokenizer_default_fallback_llama3', 'jinja')]
+
+@pytest.mark.parametrize('option,where', TEMPLATE_CASES)
+def test_every_template_option_that_checks_clean_previews(tmp_path, option, where):
+    "Every `chat_template:` value prefnb accepts (read from prefnb.templates): `check` passes, then `preview` renders every row with it."
+    p = _template_config(tmp_path, option, where)
+    assert check_in_process(p) == (0, f'{p}: valid (rl: dpo), 0 errors, 0 warnings\n')
+    rc, out = _preview_in_process(p, '--json')
+    assert rc == 0 and json.loads(out)['datasets'][0]['kept'] == 8
+    if option == 'jinja': assert '<|user|>' in _preview_in_process(p, '-n', '1')[1]   # rendered with the file's (zephyr) template, not the model's ChatML
+
+def test_a_config_whose_entries_name_templates_trains_one_step(tmp_path):
+    "The issue 25 config (chat_template: jinja + a .jinja file) with a second entry that takes `jinja` from the top and a third with its own name: check, preview, one step of train."
+    from prefnb.run import train_cli
+    p = _template_config(tmp_path, 'jinja', 'config')
+    c = yaml.safe_load(p.read_text())
+    c['datasets'] += [dict(c['datasets'][0], chat_template='jinja'), dict(c['datasets'][0], chat_template='llama3')]
+    p.write_text(yaml.safe_dump(dict(c, max_steps=1, micro_batch_size=2, logging_steps=1, live_plots=False, health_checks=False)))
+    assert check_in_process(p)[0] == 0 and _preview_in_process(p, '-n', '1')[0] == 0
+    assert train_cli([str(p)]) == 0
+    assert [m['step'] for m in map(json.loads, (tmp_path/'run'/'metrics.jsonl').read_text().splitlines()) if 'loss' in m] == [1]
+
+def test_check_refuses_jinja_without_text_where_preview_would(tmp_path):
+    "An entry's `chat_template: jinja` with no chat_template_jinja in its entry or at the top: `check` says what `preview` says."
+    p = _template_config(tmp_path, 'llama3', 'entry')
+    c = yaml.safe_load(p.read_text()); c['datasets'][0]['chat_template'] = 'jinja'; p.write_text(yaml.safe_dump(c))
+    rc, out = check_in_process(p)
+    assert rc == 2 and 'error [chat-template-name]: datasets[0].chat_template: jinja needs chat_template_jinja (the template text or a .jinja file)' in out
+    with pytest.raises(UserError, match='chat_template: jinja needs chat_template_jinja'): _preview_in_process(p)
+
+def test_a_tokenizer_without_a_template_is_refused_by_check_as_by_preview(tmp_path):
+    "A local model whose tokenizer has no chat template, read by a chat_template.* entry: `check` says so, as `preview` would; naming a template fixes both."
+    import shutil
+    from prefnb.zoo import tiny_model_path
+    shutil.copytree(tiny_model_path('prefnb:tiny-chatml'), base := tmp_path/'base', ignore=shutil.ignore_patterns('chat_template.jinja'))
+    p = _template_config(tmp_path, 'tokenizer_default', 'entry')
+    c = yaml.safe_load(p.read_text()); c['base_model'] = str(base); p.write_text(yaml.safe_dump(c))
+    rc, out = check_in_process(p)
+    assert rc == 2 and "error [tokenizer-no-template]: datasets[0].type: chat_template.default renders the tokenizer's chat template" in out
+    with pytest.raises(UserError, match="renders the tokenizer's chat template, but the tokenizer in"): _preview_in_process(p)   # preview loads the config the same way
+    from transformers import AutoTokenizer
+    from prefnb.data import prepare
+    with pytest.raises(UserError, match='chat_template: the tokenizer has no chat template'):   # past the rule: what preview met before it
+        prepare(c, AutoTokenizer.from_pretrained(base))
+    c['datasets'][0]['chat_template'] = 'zephyr'; p.write_text(yaml.safe_dump(c))
+    assert check_in_process(p)[0] == 0 and _preview_in_process(p, '--json')[0] == 0

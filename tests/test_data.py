@@ -1,5 +1,5 @@
 "The data pipeline: sources, bad rows, length reports, KTO unpairing, BOS safety and lengths equal to TRL's own."
-import json, os, subprocess, sys
+import json
 from pathlib import Path
 from types import SimpleNamespace
 import pytest
@@ -273,19 +273,19 @@ def _yaml(tmp_path, **kw):
              datasets=[dict(path='prefnb:toy-orca', type='llama3.intel')], output_dir=str(tmp_path/'out'), **kw)
     f = tmp_path/'c.yml'; f.write_text(yaml.safe_dump(c)); return f
 
-def test_preview_cli(tmp_path):
-    r = subprocess.run(['prefnb', 'preview', str(_yaml(tmp_path)), '-n', '2'], capture_output=True, text=True)
+def test_preview_cli(tmp_path, cli):
+    r = cli('preview', _yaml(tmp_path), '-n', '2')
     assert r.returncode == 0, r.stderr
     assert r.stdout.count('--- sample') == 2 and 'datasets[0] (prefnb:toy-orca) [train, llama3.intel]: in 256' in r.stdout
-    r = subprocess.run(['prefnb', 'preview', str(_yaml(tmp_path)), '--json'], capture_output=True, text=True)
+    r = cli('preview', _yaml(tmp_path), '--json')
     rep = json.loads(r.stdout); assert rep['totals']['rows_in'] == rep['totals']['kept'] + rep['totals']['dropped'] == 256
 
-def test_preview_cli_bad_row_exits_2(tmp_path):
+def test_preview_cli_bad_row_exits_2(tmp_path, cli):
     f = tmp_path/'d.jsonl'; f.write_text(json.dumps(dict(question='Q', chosen=None, rejected='R')) + '\n')
     import yaml
     c = dict(base_model='prefnb:tiny-chatml', rl='dpo', datasets=[dict(path=str(f), type='chatml.intel')], output_dir=str(tmp_path/'o'))
     (tmp_path/'c.yml').write_text(yaml.safe_dump(c))
-    r = subprocess.run(['prefnb', 'preview', str(tmp_path/'c.yml')], capture_output=True, text=True)
+    r = cli('preview', tmp_path/'c.yml')
     assert r.returncode == 2 and "row 0: column 'chosen': found None, expected a string" in r.stderr and 'Traceback' not in r.stderr
 
 def test_prepare_with_load_config(tmp_path, toks):
@@ -296,8 +296,8 @@ def test_prepare_with_load_config(tmp_path, toks):
     assert p.train.column_names == ['prompt', 'completion', 'label'] and p.eval is not None
     assert p.report['totals']['rows_in'] == 256
 
-def test_preview_cli_help():
-    r = subprocess.run(['prefnb', 'preview', '--help'], capture_output=True, text=True)
+def test_preview_cli_help(cli):
+    r = cli('preview', '--help')
     assert r.returncode == 0 and 'prefnb preview' in r.stdout and '-n N' in r.stdout
 
 # ---- pre-tokenization (optional speed-up): identical ids, and the subclass trains on them

@@ -1,5 +1,5 @@
 "Health rules on real tiny TRL runs, the doctor CLI, and false-alarm sweeps of healthy synthetic runs."
-import contextlib, io, json, os, subprocess, sys
+import contextlib, io, json
 from pathlib import Path
 import pytest
 from prefnb.core import UserError
@@ -138,11 +138,8 @@ def test_trainer_state_fixture_roundtrip(runs, tmp_path):
     for name, want in (('health_dpo_trainer_state.json', []), ('health_dpo_lr0_trainer_state.json', ['loss_pinned'])):
         assert _errors(diagnose(FIX/name)) == want
 
-def _doctor(*args):
-    return subprocess.run(['prefnb', 'doctor', *map(str, args)], capture_output=True, text=True,
-                          env=dict(os.environ, HF_HUB_OFFLINE='1'))
-
-def test_doctor_cli_exit_codes(runs, tmp_path):
+def test_doctor_cli_exit_codes(runs, tmp_path, cli):
+    _doctor = lambda *args: cli('doctor', *args, env=dict(HF_HUB_OFFLINE='1'))
     ok = _doctor(FIX/'health_dpo_trainer_state.json')
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith('prefnb health (dpo): ')
@@ -159,8 +156,9 @@ def test_doctor_cli_exit_codes(runs, tmp_path):
     h = _doctor('--help')
     assert h.returncode == 0 and 'usage: prefnb doctor' in h.stdout
 
-def test_doctor_run_folder_uses_config_method(runs, tmp_path):
+def test_doctor_run_folder_uses_config_method(runs, tmp_path, cli):
     "A run folder as prefnb train writes it: metrics.jsonl (+ step) and config.yml with rl."
+    _doctor = lambda *args: cli('doctor', *args, env=dict(HF_HUB_OFFLINE='1'))
     d = tmp_path/'run'; d.mkdir()
     (d/'metrics.jsonl').write_text('\n'.join(json.dumps(e) for e in runs['kto_sorted'].state.log_history))
     (d/'config.yml').write_text('base_model: prefnb:tiny-chatml\nrl: kto\n')
@@ -180,9 +178,3 @@ def test_no_false_alarms_on_noisy_healthy_runs(method):
             assert not _errors(fs), (seed, n, fs)
             warned += bool(fs)
     assert warned <= 4, warned
-
-def test_import_is_light():
-    code = ('import sys, prefnb.health, prefnb.plots; '
-            'print([m for m in ("torch", "transformers", "trl", "datasets", "matplotlib") if m in sys.modules])')
-    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    assert r.stdout.strip() == '[]', r.stdout + r.stderr

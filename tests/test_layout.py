@@ -17,17 +17,33 @@ def _stages()->dict:
                 out[m.group(1)] = (int(n), letter); break
     return out
 
-def _imports(mod:str)->set:
-    "Every prefnb module `mod` imports, at the top or inside a function."
-    tree, out = ast.parse((PKG/f'{mod}.py').read_text()), set()
+def _imports(mod:str, pkg:Path=PKG)->set:
+    "Every prefnb module `mod` (a file in `pkg`) imports, at the top or inside a function."
+    tree, out = ast.parse((pkg/f'{mod}.py').read_text()), set()
     for n in ast.walk(tree):
         if isinstance(n, ast.ImportFrom):
             if n.level == 1: out.add(n.module.split('.')[0] if n.module else None)
             elif n.module and n.module.startswith('prefnb.'): out.add(n.module.split('.')[1])
-            elif n.module == 'prefnb': out.update(a.name for a in n.names if (PKG/f'{a.name}.py').exists())
+            elif n.module == 'prefnb': out.update(a.name for a in n.names if (pkg/f'{a.name}.py').exists())
         elif isinstance(n, ast.Import):
             out.update(a.name.split('.')[1] for a in n.names if a.name.startswith('prefnb.'))
     return out - {None, mod}
+
+def import_graph(pkg:Path=PKG)->dict:
+    "module -> the modules it imports, for every module file in `pkg`."
+    return {p.stem: _imports(p.stem, pkg) for p in sorted(pkg.glob('*.py')) if not p.stem.startswith('_')}
+
+def find_cycle(graph:dict)->list|None:
+    "An import cycle in `graph` as a path [a, b, ..., a], or None (depth-first search, modules in sorted order)."
+    state = {}
+    def visit(m, path):
+        if state.get(m) == 1: return path[path.index(m):] + [m]
+        if state.get(m) == 2: return None
+        state[m] = 1
+        for n in sorted(graph.get(m, ())):
+            if (c := visit(n, path + [m])): return c
+        state[m] = 2
+    return next((c for m in sorted(graph) if (c := visit(m, []))), None)
 
 STAGES = _stages()
 MODULES = sorted(p.stem for p in PKG.glob('*.py') if not p.stem.startswith('_'))
@@ -41,27 +57,24 @@ def test_data_flows_one_way(mod):
     assert later == {}, f'{mod} (stage {STAGES[mod]}) imports later stages {later}'
 
 def test_the_import_graph_has_no_cycle():
-    graph = {m: _imports(m) for m in MODULES}
-    state = {}
-    def visit(m, path):
-        if state.get(m) == 1: raise AssertionError('import cycle: ' + ' -> '.join(path + [m]))
-        if state.get(m) == 2: return
-        state[m] = 1
-        for n in graph[m]: visit(n, path + [m])
-        state[m] = 2
-    for m in MODULES: visit(m, [])
+    graph = import_graph()
+    assert sorted(graph) == MODULES and sum(map(len, graph.values())) > len(MODULES)   # the real graph, with its edges
+    assert find_cycle(graph) is None, 'import cycle: ' + ' -> '.join(find_cycle(graph))
 
 def test_a_planted_cycle_is_caught(tmp_path):
-    "The cycle check can fail: a graph with a -> b -> a is refused."
-    graph = dict(a={'b'}, b={'a'})
-    state, seen = {}, []
-    def visit(m):
-        if state.get(m) == 1: seen.append(m); return
-        if state.get(m) == 2: return
-        state[m] = 1
-        for n in graph[m]: visit(n)
-        state[m] = 2
-    visit('a'); assert seen == ['a']
+    "The same finder fails on a cycle: one planted edge in the real graph, and a package of files whose imports loop."
+    graph = import_graph()
+    back = next(m for m in MODULES if 'core' in graph[m])                 # some module imports core: make core import it back
+    cycle = find_cycle({**graph, 'core': graph['core'] | {back}})
+    assert cycle is not None and cycle[0] == cycle[-1] and {'core', back} <= set(cycle)
+    pkg = tmp_path/'prefnb'; pkg.mkdir()
+    (pkg/'a.py').write_text('from .b import f\n')
+    (pkg/'b.py').write_text('def f():\n    import prefnb.c\n')          # inside a function counts too
+    (pkg/'c.py').write_text('from prefnb import a\n')
+    (pkg/'d.py').write_text('from .a import f\n')                         # imports into the loop, not part of it
+    assert find_cycle(import_graph(pkg)) == ['a', 'b', 'c', 'a']
+    (pkg/'c.py').write_text('X = 1\n')
+    assert find_cycle(import_graph(pkg)) is None
 
 def test_no_library_module_imports_test_helpers():
     assert not (PKG/'testing.py').exists() or all('testing' not in _imports(m) for m in MODULES)
@@ -86,11 +99,18 @@ def test_the_rl_choices_are_the_table():
     from prefnb.methods import METHODS
     assert get_args(PrefConfig.model_fields['rl'].annotation) == tuple(METHODS)
 
-def test_top_level_api_resolves_and_import_stays_light():
-    code = ('import sys, prefnb; heavy = [m for m in ("torch", "transformers", "trl", "datasets", "matplotlib") if m in sys.modules]; '
-            'print(heavy); [getattr(prefnb, n) for n in prefnb.__all__]; print(sorted(set(prefnb.__all__) - set(dir(prefnb))))')
+def test_top_level_api_resolves():
+    code = ('import sys, prefnb; [getattr(prefnb, n) for n in prefnb.__all__]; print(sorted(set(prefnb.__all__) - set(dir(prefnb))))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split('\n')
-    assert out[0] == '[]' and out[1] == '[]'
+    assert out[0] == '[]'
     import prefnb
     for n in prefnb.__all__: assert n in ('METHODS', 'CHAT_TEMPLATES') or getattr(prefnb, n).__module__.startswith('prefnb')
     with pytest.raises(AttributeError): prefnb.no_such_name
+
+@pytest.mark.parametrize('mod', ['prefnb', *(f'prefnb.{m}' for m in MODULES)])
+def test_import_stays_light(mod, heavy_imports):
+    "`import prefnb` and every module alone load none of torch, transformers, trl, datasets, matplotlib, peft, accelerate, bitsandbytes."
+    assert heavy_imports(mod) == []
+
+def test_the_light_import_check_can_fail(heavy_imports):
+    assert heavy_imports('prefnb.core', 'json', heavy=('json', 'torch')) == ['json']

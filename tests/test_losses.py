@@ -273,9 +273,3 @@ def test_loss_curves_and_plot(tmp_path):
     assert cv['SimPO (gamma=0.5)'][1] == pytest.approx(-torch.nn.functional.logsigmoid(torch.tensor(-0.5)).item())
     fig = plot_losses(cv, path=tmp_path / 'losses.png')
     assert (tmp_path / 'losses.png').stat().st_size > 1000 and len(fig.axes) == 5
-
-
-def test_import_is_light():
-    code = "import sys, prefnb.losses; print(sorted(m for m in ('torch','transformers','trl','datasets','matplotlib') if m in sys.modules))"
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == '[]'

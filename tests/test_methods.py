@@ -1,5 +1,5 @@
 "prefnb.methods: the catalogue agrees with TRL, the planner's parts equal exact counts, the selector walks every branch, `prefnb select`."
-import dataclasses, importlib, json, os, subprocess
+import dataclasses, importlib, json, os
 import pytest, torch
 os.environ.setdefault('TRL_EXPERIMENTAL_SILENCE', '1')
 from prefnb.core import UserError
@@ -141,7 +141,7 @@ def test_selector_detects_data_kind_and_memory():
     assert select_method(list(toy_rows('kto', 2)[0])).method == 'kto'
     assert select_method(list(toy_rows('orca', 2)[0])).method == 'dpo'
     big = select_method('paired', model=70e9, gpu='T4')
-    assert big.method == 'orpo' and big.reasons[0] == 'DPO does not fit T4 (full, LoRA or QLoRA)'
+    assert big.method == 'orpo' and big.reasons[0].startswith('DPO on T4: full fine-tuning ~') and big.reasons[0].count('does not fit') == 3
     assert select_method('paired', model=70e9, gpu='T4', length_sensitive=True).method == 'simpo'
     ok = select_method('paired', model=7e9, gpu='A100-40GB')
     assert ok.method == 'dpo' and ok.settings['adapter'] == 'lora' and ok.settings['learning_rate'] == 5e-6
@@ -153,9 +153,8 @@ def test_selector_detects_data_kind_and_memory():
     with pytest.raises(UserError, match="data: cannot tell the data kind from columns"): data_kind(['text', 'score'])
 
 # --- CLI -----------------------------------------------------------------------------------------------
-def sel(*args): return subprocess.run(['prefnb', 'select', *args], capture_output=True, text=True)
-
-def test_cli_select_text_and_json(tmp_path):
+def test_cli_select_text_and_json(tmp_path, cli):
+    sel = lambda *args: cli('select', *args)
     r = sel('--data', 'paired', '--length-sensitive')
     assert r.returncode == 0 and r.stdout.startswith('method: simpo\n  because paired data, length-sensitive')
     from prefnb.zoo import write_toy_file
@@ -163,7 +162,8 @@ def test_cli_select_text_and_json(tmp_path):
     d = json.loads(sel('--dataset', str(f), '--params', '1e9', '--gpu', 'T4', '--json').stdout)
     assert d['method'] == 'kto' and d['settings']['micro_batch_size'] == 2 and d['alternatives'] == []
 
-def test_cli_select_user_errors():
+def test_cli_select_user_errors(cli):
+    sel = lambda *args: cli('select', *args)
     r = sel('--dataset', '/no/such.jsonl')
     assert r.returncode == 2 and "--dataset: no file '/no/such.jsonl'" in r.stderr and 'Traceback' not in r.stderr
     r = sel('--data', 'paired', '--gpu', 'V100')

@@ -8,8 +8,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT/'examples'
 
-def cli(*args, timeout=600, **kw):
-    return subprocess.run(['prefnb', *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
+from _cli import run_cli as cli   # the suite's one CLI runner (tests/_cli.py; the `cli` fixture in conftest.py)
 
 def metrics(run):
     return [json.loads(l) for l in (Path(run)/'metrics.jsonl').read_text().splitlines() if l.strip()]

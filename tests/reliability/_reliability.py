@@ -9,10 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT/'examples'
 FORMATS = ('jsonl', 'json', 'csv', 'parquet')
 
-def prefnb(*args, timeout=300, env=None, cwd=None):
-    "Run the installed `prefnb` console script exactly as a user does."
-    e = {**os.environ, **(env or {})}
-    return subprocess.run(['prefnb', *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd)
+from _cli import run_cli as prefnb   # the installed console script, as a user runs it (tests/_cli.py: the suite's one CLI runner)
 
 def in_process(command, argv):
     """`prefnb COMMAND ARGV` through the same dispatcher as the console script, in this process: (exit code, stderr).
