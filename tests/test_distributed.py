@@ -46,6 +46,8 @@ def test_fsdp2_two_processes_train_like_one(extra, tmp_path):
     r = subprocess.run([sys.executable, *launch, '-m', 'prefnb.cli', 'train', str(EXAMPLES/'tiny-dpo.yml'), '--set', *sets],
                        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-4000:]
+    if extra:   # the run folder records the config as written, not transformers' rewrite of fsdp_config
+        assert {k: yaml.safe_load((run/'config.yml').read_text())[k] for k in IN_CONFIG} == IN_CONFIG
     # what was sharded, on each process: the policy block by block (the tiny model has 2), and for full fine-tuning the
     # reference too (TRL shards it whole); a LoRA run's reference is the policy with its adapter off
     calls = [json.loads(l) for l in log.read_text().splitlines()]
