@@ -10,7 +10,7 @@ micro_batch_size 16 takes (accelerate hands process i the i-th of each 2 consecu
 shuffle), DPO's loss is the mean over the batch and FSDP averages the gradients over the processes, so each step's
 loss, metrics, gradient norm and update are the same up to float rounding (the order of the sums). Warmup is off and
 the learning rate high so that every step after the first starts from weights that the earlier steps moved."""
-import json, os, subprocess, sys
+import importlib.util, json, os, subprocess, sys
 from pathlib import Path
 import pytest
 import yaml
@@ -18,8 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT/'examples'
 # accelerate enables FSDP on GPUs only; on a CPU it silently trains DDP. This test-only sitecustomize lifts that one
-# check in the launched processes (see its docstring) and logs what fully_shard wrapped.
-SHIM = Path(__file__).resolve().parent/'fixtures'/'fsdp_on_cpu'
+# check in the launched processes (see its docstring) and logs what fully_shard wrapped (and what DeepSpeed ran).
+SHIM = Path(__file__).resolve().parent/'fixtures'/'launch_probe'
 STEPS = 4
 SETS = dict(max_steps=STEPS, logging_steps=1, eval_steps=0, warmup_ratio=0, learning_rate=1e-3, live_plots=False, health_checks=False,
             sample_generations=0)
@@ -32,6 +32,25 @@ def metrics(run): return [json.loads(l) for l in (Path(run)/'metrics.jsonl').rea
 def weights(run, name):
     from safetensors.torch import load_file
     return load_file(str(Path(run)/name))
+
+def same_weights(one, run, lora):
+    """The run folder holds the whole trained model (or adapter): it loads, and it is the one process's, to within a
+    hundredth of how far training moved it (Adam divides by the gradient's size, so rounding in the small ones shows)."""
+    if lora:
+        wa, wb = weights(one, 'adapter_model.safetensors'), weights(run, 'adapter_model.safetensors')
+        start = {k: 0 * v for k, v in wa.items() if 'lora_B' in k}                  # lora_B starts at 0; lora_A is random
+    else:
+        from transformers import AutoModelForCausalLM
+        from prefnb.zoo import resolve_model
+        # (gathered shards no longer share storage, so FSDP's file also holds the tied lm_head.weight; it loads the same)
+        wa, wb = (AutoModelForCausalLM.from_pretrained(str(d)).state_dict() for d in (one, run))
+        start = AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-chatml')).state_dict()
+    assert sorted(wb) == sorted(wa)
+    moved = max((wa[k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-3                                                             # it trained
+    worst = max((wb[k] - wa[k]).abs().max().item() for k in wa)
+    print(f'two processes vs one: weights within {worst:.1e} (training moved them up to {moved:.1e})')
+    assert worst < moved / 100, (worst, moved)
 
 @pytest.mark.parametrize('extra', [LORA, {}], ids=['lora-accelerate-config', 'full-prefnb-config'])
 def test_fsdp2_two_processes_train_like_one(extra, tmp_path):
@@ -65,20 +84,29 @@ def test_fsdp2_two_processes_train_like_one(extra, tmp_path):
     for x, y in zip(a, b):
         for k in KEYS: assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-6), (x['step'], k, x[k], y[k])
     assert len({round(m['loss'], 4) for m in a}) == STEPS              # every step moved the loss
-    # the run folder holds the whole trained model (or adapter): it loads, and it is the one process's, to within a
-    # hundredth of how far training moved it (Adam divides by the gradient's size, so rounding in the small ones shows)
-    if extra:
-        wa, wb = weights(one, 'adapter_model.safetensors'), weights(run, 'adapter_model.safetensors')
-        start = {k: 0 * v for k, v in wa.items() if 'lora_B' in k}                  # lora_B starts at 0; lora_A is random
-    else:
-        from transformers import AutoModelForCausalLM
-        from prefnb.zoo import resolve_model
-        # (gathered shards no longer share storage, so FSDP's file also holds the tied lm_head.weight; it loads the same)
-        wa, wb = (AutoModelForCausalLM.from_pretrained(str(d)).state_dict() for d in (one, run))
-        start = AutoModelForCausalLM.from_pretrained(resolve_model('prefnb:tiny-chatml')).state_dict()
-    assert sorted(wb) == sorted(wa)
-    moved = max((wa[k] - start[k]).abs().max().item() for k in start)
-    assert moved > 1e-3                                                             # it trained
-    worst = max((wb[k] - wa[k]).abs().max().item() for k in wa)
-    print(f'FSDP vs one process: weights within {worst:.1e} (training moved them up to {moved:.1e})')
-    assert worst < moved / 100, (worst, moved)
+    same_weights(one, run, lora=bool(extra))
+
+@pytest.mark.skipif(importlib.util.find_spec('deepspeed') is None,
+                    reason='deepspeed is not installed (not a prefnb dependency; on a CPU its shared-memory op compiles on first use, minutes)')
+def test_deepspeed_zero3_two_processes_train_like_one(tmp_path):
+    "The guide's DeepSpeed ZeRO-3 files, full fine-tuning, two CPU processes: each step as one process on the same 16 pairs."
+    from prefnb.config import load_config
+    from prefnb.run import train
+    run, log = tmp_path/'ds', tmp_path/'deepspeed.jsonl'
+    sets = [f'{k}={json.dumps(v)}' for k, v in {**SETS, 'micro_batch_size': 8, 'output_dir': str(run)}.items()]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join(filter(None, [str(SHIM), str(ROOT), os.environ.get('PYTHONPATH')])),
+           'PREFNB_TEST_DS_LOG': str(log)}
+    r = subprocess.run([sys.executable, '-m', 'accelerate.commands.launch', '--config_file', 'deepspeed-zero3.yaml', '--main_process_port', '0',
+                        '-m', 'prefnb.cli', 'train', str(EXAMPLES/'tiny-dpo.yml'), '--set', *sets],
+                       capture_output=True, text=True, timeout=900, env=env, cwd=EXAMPLES/'accelerate')   # ds_zero3.json is read from there
+    assert r.returncode == 0, r.stderr[-4000:]
+    engines = [json.loads(l) for l in log.read_text().splitlines()]
+    assert {(e['rank'], e['stage'], e['world']) for e in engines} == {(0, 3, 2), (1, 3, 2)}
+    assert sorted(e['optimizer'] for e in engines if e['rank'] == 0) == ['DeepSpeedZeRoOffload', 'DeepSpeedZeroOptimizer_Stage3']   # reference, policy
+    one = train(load_config({**yaml.safe_load((EXAMPLES/'tiny-dpo.yml').read_text()), **SETS, 'micro_batch_size': 16,
+                             'output_dir': str(tmp_path/'one')})).run_dir
+    a, b = metrics(one), metrics(run)
+    assert [m['step'] for m in b] == [m['step'] for m in a] == list(range(1, STEPS + 1))
+    for x, y in zip(a, b):
+        for k in KEYS: assert y[k] == pytest.approx(x[k], rel=1e-4, abs=1e-6), (x['step'], k, x[k], y[k])
+    same_weights(one, run, lora=False)
