@@ -3,7 +3,8 @@ DDP through torchrun is in test_train.py (test_two_process_cpu_run); here FSDP2,
 gives: LoRA through `accelerate launch --config_file examples/accelerate/fsdp.yaml` (sharded checkpoints, the
 adapter saved whole at the end), and full fine-tuning through torchrun with FSDP asked for in the prefnb config
 (`fsdp`, `fsdp_config`, which transformers turns into its FSDP plugin), where the reference model is sharded too.
-About 40 s and 27 s on 2 shared cores (load 4-5) once torch and TRL are imported (the first test in a session pays that).
+About 14 s each on 2 shared cores at load 2 (27-38 s at load 4-5), once torch and TRL are imported (the first test in
+a session pays that).
 
 Same numbers by construction: 2 processes x micro_batch_size 8 take, at each step, the 16 rows a single process with
 micro_batch_size 16 takes (accelerate hands process i the i-th of each 2 consecutive batches of the one seeded
