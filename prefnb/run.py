@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MetricsFile', 'NanGuard', 'GracefulStop', 'RUN_FILES', 'NOT_SECRET', 'checkpoints', 'resume_checkpoint',
            'prepare_run_dir', 'quiet_run', 'own_progress', 'generate_answers', 'compare_generations',
-           'generations_markdown', 'held_out_prompts', 'RunResult', 'trl_args_json', 'train', 'parse_sets',
-           'quiet_libraries', 'train_cli', 'merge_adapter', 'merge_cli']
+           'generations_markdown', 'held_out_prompts', 'save_whole', 'RunResult', 'trl_args_json', 'train',
+           'parse_sets', 'quiet_libraries', 'train_cli', 'merge_adapter', 'merge_cli']
 
 # %% ../nbs/16_run.ipynb #f2ac06c0
 import contextlib, functools, json, math, os, signal, warnings
@@ -215,6 +215,18 @@ def held_out_prompts(trainer, # a TRL trainer from `build_trainer` (or `res.trai
         if n and len(out) == n: break
     return out
 
+# %% ../nbs/16_run.ipynb #9d3c52b8
+def save_whole(trainer, # a trained transformers / TRL trainer
+               run:Path # the run folder
+              ):
+    "Save the model (or adapter) whole into `run`; under FSDP with a sharded state dict, gather it first (every process calls this)."
+    plugin = getattr(trainer.accelerator.state, 'fsdp_plugin', None) if getattr(trainer, 'is_fsdp_enabled', False) else None
+    if plugin is None or 'FULL_STATE_DICT' in str(plugin.state_dict_type): return trainer.save_model(str(run))
+    sharded = plugin.state_dict_type
+    plugin.set_state_dict_type('FULL_STATE_DICT')
+    try: trainer.save_model(str(run))
+    finally: plugin.set_state_dict_type(sharded)
+
 # %% ../nbs/16_run.ipynb #279ac6ea
 class RunResult:
     "What `train` returns: the run folder, the metrics, the health findings, the trainer and the policy-vs-reference generations."
@@ -330,7 +342,7 @@ def train(cfg, # a `PrefConfig`, or a path / dict for `load_config`
         _log(f'stopped by signal {stop.signal} at step {trainer.state.global_step}; checkpoint saved. '
              'Run again with resume_from_checkpoint: auto to continue.')
         raise KeyboardInterrupt
-    trainer.save_model(str(run))
+    save_whole(trainer, run)
     if not main: return RunResult(run, [], None, trainer)
     trainer.processing_class.save_pretrained(str(run))
     findings = _finish(cfg, run)

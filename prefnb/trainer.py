@@ -49,10 +49,11 @@ def mapped_args(cfg, # a `PrefConfig`
                 kw:dict # the arguments built so far (eval and save strategy)
                )->dict:
     "TrainingArguments from axolotl options with a direct equivalent: tracking, AdamW, scheduler, hub, DeepSpeed / FSDP, early stopping."
+    from copy import deepcopy
     t = tracking(cfg)
     out = dict(report_to=t['report_to'] or 'none', run_name=t['run_name'])
     for k in ('adam_beta1', 'adam_beta2', 'adam_epsilon', 'lr_scheduler_kwargs', 'hub_strategy', 'deepspeed', 'fsdp', 'fsdp_config'):
-        if (v := getattr(cfg, k)) is not None: out[k] = v
+        if (v := getattr(cfg, k)) is not None: out[k] = deepcopy(v)   # a copy: transformers rewrites fsdp_config in place
     if (cfg.early_stopping_patience or cfg.load_best_model_at_end) and kw.get('eval_strategy', 'no') != 'no':
         out.update(load_best_model_at_end=True, metric_for_best_model=cfg.metric_for_best_model or 'eval_loss',
                    save_strategy=kw['eval_strategy'], save_steps=kw.get('eval_steps') or kw.get('save_steps'))
