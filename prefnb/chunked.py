@@ -100,7 +100,7 @@ def chunked_plan(trainer, # a TRL `CPOTrainer` or `ORPOTrainer`
 # %% ../nbs/12a_chunked.ipynb #167d5f2d
 def _head_forward(trainer, model, batch):
     "The chunked `concatenated_forward`; None when a batch's labels are not its input ids."
-    import torch
+    import contextlib, torch
     orpo = hasattr(trainer, 'odds_ratio_loss')
     cb = trainer.concatenated_inputs(batch, is_encoder_decoder=False, device=trainer.accelerator.device,
                                      padding_value=trainer.padding_value if orpo else trainer.pad_token_id)
@@ -110,11 +110,14 @@ def _head_forward(trainer, model, batch):
     if (scored & (lab != ids[:, 1:])).any(): return None
     lm = _lm(model)
     head = lm.get_output_embeddings()
-    hidden = lm.base_model(ids, attention_mask=am, use_cache=False).last_hidden_state
     rows, S = ids.shape
     targets = torch.cat([ids[:, 1:], ids.new_zeros(rows, 1)], 1)   # the last position predicts nothing; its logits still count
     V = head.weight.shape[0]
-    lp, ls = chunked_head(head, hidden.reshape(rows * S, -1), targets.reshape(-1), chunk_tokens(V))
+    # accelerate runs a prepared model's forward under mixed precision's autocast (keeping `_original_forward`)
+    amp = trainer.accelerator.autocast() if hasattr(model, '_original_forward') else contextlib.nullcontext()
+    with amp:
+        hidden = lm.base_model(ids, attention_mask=am, use_cache=False).last_hidden_state
+        lp, ls = chunked_head(head, hidden.reshape(rows * S, -1), targets.reshape(-1), chunk_tokens(V))
     lp, ls = lp.view(rows, S)[:, :-1], ls.view(rows, S)
     logps = (lp * scored).sum(-1)
     if orpo or trainer.loss_type in CPO_AVERAGED_LOSSES: logps = logps / scored.sum(-1)

@@ -160,11 +160,8 @@ def _fp16_trainer(rl, adapter, monkeypatch, init_scale=2.**16):
     tr.train()
     return tr, steps, start
 
-_CHUNKED_NO_AUTOCAST = pytest.mark.xfail(strict=True, reason="the chunked LM head (prefnb.chunked) calls the model's body directly, outside "
-    "accelerate's autocast wrapper of model.forward, so ORPO/SimPO's forward runs without fp16 autocast under the fp16 plan")
-
 @pytest.mark.parametrize('rl,adapter', [('dpo', None), ('dpo', 'lora'), ('dpo', 'qlora'), ('kto', 'lora'),
-                                        pytest.param('orpo', 'lora', marks=_CHUNKED_NO_AUTOCAST)])
+                                        ('orpo', 'lora'), ('simpo', None)])
 def test_the_fp16_plan_takes_real_steps_under_autocast_with_a_grad_scaler(rl, adapter, monkeypatch):
     tr, steps, start = _fp16_trainer(rl, adapter, monkeypatch)
     assert steps.autocast == {(True, torch.float16)}                                  # every forward ran under fp16 autocast
