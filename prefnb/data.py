@@ -237,9 +237,11 @@ _prefix = S._common   # length of the common prefix of two id lists (one helper,
 
 def _tok_ids(tokenizer, texts, special=True):
     "The ids of `texts` in one batched call: straight from a fast tokenizer's backend (what its `__call__` runs, minus the padding, mask and conversion work), else `__call__`."
-    be = getattr(tokenizer, '_tokenizer', None) if getattr(tokenizer, 'is_fast', False) else None
-    if be is not None and be.truncation is None and be.padding is None:
-        return [e.ids for e in be.encode_batch(texts, add_special_tokens=special)]
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend as TB
+    be = getattr(tokenizer, '_tokenizer', None)
+    direct = (isinstance(tokenizer, TB) and type(tokenizer).__call__ is TB.__call__ and type(tokenizer)._encode_plus is TB._encode_plus
+              and be.truncation is None and be.padding is None and be.encode_special_tokens == bool(tokenizer.split_special_tokens))
+    if direct: return [e.ids for e in be.encode_batch(texts, add_special_tokens=special)]   # only where `__call__` would do just this
     return tokenizer(texts, add_special_tokens=special)['input_ids']
 
 def encode(tokenizer, # the training tokenizer
