@@ -316,10 +316,11 @@ def time_dataprep(n, tok, model='chatml', ours_first=False):
     from prefnb.zoo import toy_rows
     rows = toy_rows('orca', n, 1)
     cfg = dict(rl='dpo', sequence_len=4096, datasets=[dict(path=rows, type=f'{model}.intel')])
+    import gc   # each side starts without the other's garbage to collect (the ids of thousands of rows)
     def theirs():
-        t = time.perf_counter(); d = trl_prepare(Dataset.from_list(orca_as_trl_conversations(rows)), tok); return d, time.perf_counter() - t
+        gc.collect(); t = time.perf_counter(); d = trl_prepare(Dataset.from_list(orca_as_trl_conversations(rows)), tok); return d, time.perf_counter() - t
     def prefnb_():
-        t = time.perf_counter(); d = prefnb_trainer_prepare(prepare(cfg, tok).train, tok); return d, time.perf_counter() - t
+        gc.collect(); t = time.perf_counter(); d = prefnb_trainer_prepare(prepare(cfg, tok).train, tok); return d, time.perf_counter() - t
     if ours_first: (ours, t_ours), (base, t_base) = prefnb_(), theirs()   # alternate the order between repeats: load drifts
     else: (base, t_base), (ours, t_ours) = theirs(), prefnb_()
     trl_on_ours = trl_prepare(ours.select_columns(TEXT), tok)   # TRL's own tokenisation of prefnb's text
