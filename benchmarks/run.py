@@ -1,11 +1,13 @@
 """prefnb against TRL set up by hand: ratios of back-to-back runs in one process, medians over repeats.
 
-    python benchmarks/run.py [--quick] [--out FILE] [--only NAME ...]
+    python benchmarks/run.py [--quick] [--out FILE] [--only NAME ...] [--update]
 
 Writes a JSON list of {"name", "prefnb", "baseline", "unit", "ratio", "goal", "met"} records (plus "note" and
 "machine") to --out (default benchmarks/results.json) and a markdown table next to it (same name, .md).
 `ratio` is always prefnb / baseline; `goal` says what must hold ("ratio >= 0.98", "prefnb >= 0.75") and `met`
-whether it did (null where there is no goal). Benchmarks: overhead, padding, dataprep, memory, planner, head, scaling, startup
+whether it did (null where there is no goal); each record also says which `benchmark` wrote it, when (`measured`, UTC) and
+whether with --quick, and its note ends with the machine's load average. --update keeps the file's records of the benchmarks
+not run. Benchmarks: overhead, padding, dataprep, memory, planner, head, scaling, startup
 (the GPU one is benchmarks/gpu.py). Each is described in nbs/guides/benchmarks.ipynb.
 """
 import argparse, json, math, os, platform, random, statistics, subprocess, sys, tempfile, time
@@ -36,13 +38,17 @@ def check_goal(goal:str|None, prefnb, ratio)->bool|None:
 
 def record(name, prefnb, baseline, unit, goal=None, note='', ratio=None):
     if ratio is None: ratio = prefnb / baseline if baseline not in (None, 0) and prefnb is not None else None
-    rnd = lambda x: None if x is None else round(float(x), 4)
+    rnd = lambda x: None if x is None else float(f'{float(x):.6g}')   # 6 significant digits: 0.0283 s keeps its ratio
     r = dict(name=name, prefnb=rnd(prefnb), baseline=rnd(baseline), unit=unit, ratio=rnd(ratio), goal=goal,
-             met=check_goal(goal, prefnb, ratio), note=note, machine=MACHINE)
+             met=check_goal(goal, prefnb, ratio), note=f'{note}; {load()}' if note else load(), machine=MACHINE)
     print(f"  {name}: prefnb {r['prefnb']} {unit}, baseline {r['baseline']}, ratio {r['ratio']}, goal {goal} -> {r['met']}", flush=True)
     return r
 
 def median(xs): return statistics.median(xs)
+
+def load()->str:
+    "The machine's load average now (the machines are shared: it says how far to trust a time)."
+    return 'load average %.1f / %.1f / %.1f (1 / 5 / 15 min) on %d cores' % (*os.getloadavg(), os.cpu_count())
 
 def quiet():
     import warnings, datasets, transformers
@@ -304,14 +310,19 @@ def prefnb_trainer_prepare(ds, tok, max_length=4096):
 
 TEXT = ['prompt', 'chosen', 'rejected']
 
-def time_dataprep(n, tok, model='chatml'):
+def time_dataprep(n, tok, model='chatml', ours_first=False):
     from datasets import Dataset
     from prefnb.data import prepare, IDS
     from prefnb.zoo import toy_rows
     rows = toy_rows('orca', n, 1)
     cfg = dict(rl='dpo', sequence_len=4096, datasets=[dict(path=rows, type=f'{model}.intel')])
-    t = time.perf_counter(); base = trl_prepare(Dataset.from_list(orca_as_trl_conversations(rows)), tok); t_base = time.perf_counter() - t
-    t = time.perf_counter(); ours = prefnb_trainer_prepare(prepare(cfg, tok).train, tok); t_ours = time.perf_counter() - t
+    import gc   # each side starts without the other's garbage to collect (the ids of thousands of rows)
+    def theirs():
+        gc.collect(); t = time.perf_counter(); d = trl_prepare(Dataset.from_list(orca_as_trl_conversations(rows)), tok); return d, time.perf_counter() - t
+    def prefnb_():
+        gc.collect(); t = time.perf_counter(); d = prefnb_trainer_prepare(prepare(cfg, tok).train, tok); return d, time.perf_counter() - t
+    if ours_first: (ours, t_ours), (base, t_base) = prefnb_(), theirs()   # alternate the order between repeats: load drifts
+    else: (base, t_base), (ours, t_ours) = theirs(), prefnb_()
     trl_on_ours = trl_prepare(ours.select_columns(TEXT), tok)   # TRL's own tokenisation of prefnb's text
     bag = lambda d, c: sorted(map(tuple, d[c]))   # prepare shuffles rows, so compare the sets of rows
     same = dict(prompt=bag(base, 'prompt_ids') == bag(ours, 'prompt_ids'),
@@ -323,11 +334,11 @@ def bench_dataprep():
     quiet()
     from transformers import AutoTokenizer
     from prefnb.zoo import resolve_model
-    n, reps = (2000, 3) if QUICK else (10000, 5)
+    n, reps = (2000, 5) if QUICK else (10000, 5)   # 5 even in --quick: a load burst on one side of one repeat moves a median of 3
     out = []
     for model in ('chatml', 'llama'):
         tok = AutoTokenizer.from_pretrained(resolve_model(f'prefnb:tiny-{model}'))
-        res = [time_dataprep(n, tok, 'llama3' if model == 'llama' else 'chatml') for _ in range(reps)]
+        res = [time_dataprep(n, tok, 'llama3' if model == 'llama' else 'chatml', rep % 2 == 1) for rep in range(reps)]
         s3 = res[0][2]
         same = (f"ids identical to TRL's own tokenisation of the same text: {s3['trl']}; against the hand-mapped conversations: "
                 f"prompts {s3['prompt']}, completions {s3['completions']}"
@@ -407,6 +418,9 @@ def bench_memory():
 # ---------------------------------------------------------------- 4b. planner against measured peaks
 
 PLANNER_SIZES = {'small': (256, 4, 16384), 'mid': (512, 8, 32000)}   # hidden, layers, vocab (a vocabulary that makes the head matter)
+# The shape prefnb.memory.CPU_HEAD_BYTES is fitted on (benchmarks/fit_planner.py): not one the planner is checked on.
+FIT_SIZES = {'fit': (768, 3, 24576)}   # hidden a multiple of 256: mid_model's 4 KV heads divide its heads
+assert not set(PLANNER_SIZES.values()) & set(FIT_SIZES.values()), 'the planner is checked on shapes it was not fitted on'
 PLANNER_SETUP = dict(micro_batch_size=2, sequence_len=256, gradient_checkpointing=True, lora_r=16)
 
 def _status(key):
@@ -422,7 +436,7 @@ def planner_child(method, adapter, size):
     from trl.experimental.cpo import CPOTrainer
     from trl.experimental.orpo import ORPOTrainer
     from prefnb.trainer import build_trainer
-    hidden, layers, vocab = PLANNER_SIZES[size]
+    hidden, layers, vocab = (PLANNER_SIZES | FIT_SIZES)[size]
     model_dir = mid_model(Path(tempfile.gettempdir())/f'prefnb-bench-planner-{hidden}x{layers}x{vocab}', hidden, layers, vocab)
     text = ' '.join(f'word{i % 97}' for i in range(600))   # every sequence truncated to sequence_len: batches are as long as planned
     rows = [dict(system='', question=f'{i} ' + text[:80], chosen=f'yes {i} ' + text, rejected=f'no {i} ' + text) for i in range(16)]
@@ -439,25 +453,37 @@ def planner_child(method, adapter, size):
     parts = plan.parts
     print('RESULT ' + json.dumps(dict(measured=_status('VmHWM') - before, estimate=sum(parts.values()), parts=parts)))
 
+def planner_case(method, adapter, size):
+    "One planner case in a fresh process: {'measured', 'estimate', 'parts'} in bytes."
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='65536', OMP_NUM_THREADS='1')
+    p = subprocess.run([sys.executable, __file__, '--child', 'planner', method, adapter, size], capture_output=True, text=True, env=env)
+    line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+    if not line: raise RuntimeError(f'planner child {method} {adapter} {size} failed:\n{p.stderr[-3000:]}')
+    r = json.loads(line[0][7:]); print(f'    {method} {adapter} {size}: {r}', flush=True)
+    return r
+
 def bench_planner():
     "The memory planner against measured CPU peaks: two model sizes, full and LoRA, DPO/KTO/ORPO/SimPO; ratio = estimate / measured."
+    from prefnb.memory import CPU_HEAD_BYTES
+    fit = json.loads((HERE/'planner_fit.json').read_text()) if (HERE/'planner_fit.json').exists() else {}
+    fitted = (f"CPU_HEAD_BYTES = {CPU_HEAD_BYTES} (the only fitted constant: TRL's CPU head on DPO/KTO) was fitted by "
+              f"benchmarks/fit_planner.py on {', '.join(f'{h}x{L} vocab {V}' for h, L, V in FIT_SIZES.values())}, not on this shape"
+              + (f" (median of its cases {fit['median']:.1f}; planner_fit.json)" if fit else ''))
     out = []
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', MALLOC_TRIM_THRESHOLD_='65536', OMP_NUM_THREADS='1')
     for size in (('small',) if QUICK else PLANNER_SIZES):
         for adapter in ('full', 'lora'):
             for method in ('dpo', 'kto', 'orpo', 'simpo'):
-                p = subprocess.run([sys.executable, __file__, '--child', 'planner', method, adapter, size], capture_output=True, text=True, env=env)
-                line = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
-                if not line: raise RuntimeError(f'planner child {method} {adapter} {size} failed:\n{p.stderr[-3000:]}')
-                r = json.loads(line[0][7:])
+                r = planner_case(method, adapter, size)
                 h, L, V = PLANNER_SIZES[size]
                 out.append(record(f'planner_{method}_{adapter}_{size}_cpu', r['estimate'] / 2**20, r['measured'] / 2**20, 'MiB',
                                   None, f'Qwen2 shape {h}x{L}, vocab {V}, fp32 on CPU, batch 2 x 256 tokens, checkpointing; '
                                   'estimate = plan_memory(..., dtype=fp32, device=cpu); measured = peak RSS over RSS before the model; '
                                   'goal: within 15% (0.85 <= ratio <= 1.15); parts MiB ' +
-                                  ', '.join(f'{k} {v / 2**20:.0f}' for k, v in r['parts'].items()),
+                                  ', '.join(f'{k} {v / 2**20:.0f}' for k, v in r['parts'].items()) + '; ' + fitted,
                                   ratio=r['estimate'] / r['measured']))
                 out[-1].update(goal='0.85 <= ratio <= 1.15', met=0.85 <= out[-1]['ratio'] <= 1.15)
+    return out
+
 # ---------------------------------------------------------------- 4b. ORPO / SimPO: chunked LM head vs TRL's full logits
 
 HEAD_METHODS = {'orpo': dict(rl='orpo'), 'simpo': dict(rl='simpo', rl_beta=2.0, simpo_gamma=1.0)}
@@ -569,13 +595,16 @@ def bench_scaling():
     tok = AutoTokenizer.from_pretrained(resolve_model('prefnb:tiny-chatml'))
     sizes = (1000, 4000) if QUICK else (1000, 10000, 100000)
     per_row = {}
+    time_dataprep(200, tok)   # warm-up: the first call pays for imports and the tokenizer's caches, which is no per-row cost
     for n in sizes:
-        ours, base, _ = time_dataprep(n, tok)
-        per_row[n] = (1 / ours, 1 / base)
+        # best of several, alternating who goes first: another job's burst only ever adds time (timeit's rule), and a
+        # 1000-row pass lasts ~0.2 s, so one burst would move a median of 3; >= 8000 rows timed per size and side
+        runs = [time_dataprep(n, tok, ours_first=rep % 2 == 1) for rep in range(max(3, 8000 // n) if QUICK else 1)]
+        per_row[n] = (min(1 / r[0] for r in runs), min(1 / r[1] for r in runs))
     lo, hi = sizes[0], sizes[-1]
     out = [record(f'scaling_dataprep_time_per_row_{lo}_to_{hi}', per_row[hi][0] / per_row[lo][0], per_row[hi][1] / per_row[lo][1],
                   'x growth of s/row', 'prefnb <= 1.25',
-                  'seconds per row at the largest size / at the smallest (1 = linear); ' +
+                  'seconds per row at the largest size / at the smallest (1 = linear), best of >= 8000 rows timed per size and side; ' +
                   ', '.join(f'{n}: prefnb {1e6 * per_row[n][0]:.0f} us/row, TRL {1e6 * per_row[n][1]:.0f} us/row' for n in sizes))]
     fr = {}
     grouped_batches(simulated_lengths(1000), 8, 0)   # warm-up: the first call pays for imports
@@ -657,16 +686,22 @@ tr = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(p), args=args, train_
 tr.train(); tr.save_model(sys.argv[1])
 '''
 
+def _cpu_s(pid)->float:
+    "CPU seconds (user + system, all threads) a running process has used so far (/proc/PID/stat)."
+    f = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf('SC_CLK_TCK')
+
 def _first_log(cmd, env=None):
-    "Seconds from launching `cmd` to the first logged loss on its stdout, and to its exit."
+    """Seconds from launching `cmd` to the first logged loss on its stdout and to its exit, and the CPU seconds the
+    process had used by then: on a shared machine the wall time waits for the other jobs, the CPU time much less."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    first = None
+    first = first_cpu = None
     for line in p.stdout:
-        if first is None and "'loss'" in line or first is None and '"loss"' in line: first = time.perf_counter() - t
-    p.wait()
+        if first is None and ("'loss'" in line or '"loss"' in line): first, first_cpu = time.perf_counter() - t, _cpu_s(p.pid)
+    _, status, ru = os.wait4(p.pid, 0); p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode: raise RuntimeError(f'{cmd} exited {p.returncode}')
-    return first, time.perf_counter() - t
+    return first, time.perf_counter() - t, first_cpu, ru.ru_utime + ru.ru_stime
 
 def bench_startup():
     reps = 2 if QUICK else 5
@@ -680,14 +715,17 @@ def bench_startup():
     script = Path(tempfile.mkdtemp())/'by_hand.py'; script.write_text(BY_HAND)
     ours, theirs = [], []
     prefnb_bin = str(Path(sys.executable).parent/'prefnb')
-    for rep in range(1 if QUICK else reps):
+    for rep in range(3 if QUICK else reps):   # each way round: the order costs (disk cache, load) otherwise
         for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
             d = tempfile.mkdtemp()
             if who == 0: ours.append(_first_log([prefnb_bin, 'train', 'examples/tiny-dpo.yml', '--set', 'max_steps=1', 'logging_steps=1',
                                                  f'output_dir={d}', 'test_datasets=null']))
             else: theirs.append(_first_log([sys.executable, str(script), d]))
     out.append(record('startup_to_first_step_s', median(o[0] for o in ours), median(t[0] for t in theirs), 's', 'ratio <= 1.1',
-                      '`prefnb train examples/tiny-dpo.yml --set max_steps=1` vs a hand-written TRL script, launch to first logged loss' + (' (one pair in --quick)' if QUICK else '')))
+                      '`prefnb train examples/tiny-dpo.yml --set max_steps=1` vs a hand-written TRL script, launch to first logged loss, median of ' + str(len(ours)) + ' interleaved runs each'))
+    out.append(record('startup_to_first_step_cpu_s', median(o[2] for o in ours), median(t[2] for t in theirs), 'CPU s', 'ratio <= 1.1',
+                      'the same runs, CPU seconds (user + system) the process had used at its first logged loss: what the start-up costs '
+                      'without the waits for the other jobs on a shared machine, so its ratio stays near the idle machine\'s wall-time ratio'))
     out.append(record('startup_whole_command_s', median(o[1] for o in ours), median(t[1] for t in theirs), 's', None,
                       'launch to exit, 1 step: prefnb also writes config.yml, trl_args.json, data_report.json, health.json/md, metrics.png'))
     return out
@@ -697,17 +735,25 @@ def bench_startup():
 BENCHMARKS = dict(overhead=bench_overhead, padding=bench_padding, dataprep=bench_dataprep, memory=bench_memory, head=bench_head,
                   planner=bench_planner, scaling=bench_scaling, startup=bench_startup)
 
+PREFIXES = {'overhead_': 'overhead', 'padding_': 'padding', 'dataprep_': 'dataprep', 'memory_': 'memory', 'orpo_': 'head', 'simpo_': 'head',
+            'dpo_peak': 'head', 'planner_': 'planner', 'scaling_': 'scaling', 'import_': 'startup', 'startup_': 'startup'}
+
+def benchmark_of(r)->str:
+    "The benchmark a record came from (records written before the `benchmark` field: by their name)."
+    return r.get('benchmark') or next(b for p, b in PREFIXES.items() if r['name'].startswith(p))
+
 def fmt(v):
     if v is None: return '–'
     return f'{v:.3g}' if abs(v) < 1000 else f'{v:,.0f}'
 
 def markdown(records)->str:
     lines = [f'Machine: {MACHINE}. `ratio` = prefnb / baseline. Generated {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.', '',
-             '| benchmark | prefnb | baseline | unit | ratio | goal | met | note |', '|---|---|---|---|---|---|---|---|']
+             '| benchmark | prefnb | baseline | unit | ratio | goal | met | measured | note |', '|---|---|---|---|---|---|---|---|---|']
     for r in records:
         met = {True: 'yes', False: '**no**', None: '–'}[r['met']]
+        when = (r.get('measured') or 'before 2026-12-02') + (' (--quick)' if r.get('quick') else '')
         lines.append(f"| {r['name']} | {fmt(r['prefnb'])} | {fmt(r['baseline'])} | {r['unit']} | {fmt(r['ratio'])} | "
-                     f"{r['goal'] or '–'} | {met} | {r.get('note', '')} |")
+                     f"{r['goal'] or '–'} | {met} | {when} | {r.get('note', '')} |")
     return '\n'.join(lines) + '\n'
 
 def main(argv=None):
@@ -716,6 +762,7 @@ def main(argv=None):
     ap.add_argument('--quick', action='store_true', help='smaller sizes and fewer repeats (under 10 minutes on 2 CPU cores)')
     ap.add_argument('--out', default=str(HERE/'results.json'), help='JSON result file; the markdown table goes next to it (.md)')
     ap.add_argument('--only', nargs='+', choices=list(BENCHMARKS), help='run only these benchmarks')
+    ap.add_argument('--update', action='store_true', help="keep the --out file's records of the benchmarks not run (replace only those run)")
     ap.add_argument('--child', nargs='+', help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child and a.child[0] == 'planner': return planner_child(*a.child[1:4]) or 0
@@ -724,16 +771,22 @@ def main(argv=None):
     QUICK = a.quick
     records, t0, failed = [], time.perf_counter(), []
     out = Path(a.out)
-    for name in a.only or BENCHMARKS:
+    run = a.only or list(BENCHMARKS)
+    kept = [r for r in json.loads(out.read_text()) if benchmark_of(r) not in run] if a.update and out.exists() else []
+    def save():   # after each benchmark, so an interrupted run keeps its figures; records in BENCHMARKS order
+        recs = sorted(kept + records, key=lambda r: list(BENCHMARKS).index(benchmark_of(r)))
+        out.write_text(json.dumps(recs, indent=1) + '\n'); out.with_suffix('.md').write_text(markdown(recs))
+    for name in run:
         t = time.perf_counter(); print(f'{name} ...', flush=True)
-        try: records.extend(BENCHMARKS[name]())
+        try: new = BENCHMARKS[name]()
         except Exception as e:   # one broken benchmark must not lose the others' figures
             import traceback; traceback.print_exc(); failed.append(name)
-            records.append(dict(name=f'{name}_failed', prefnb=None, baseline=None, unit='', ratio=None, goal='ran', met=False,
-                                note=f'{type(e).__name__}: {e}'[:300], machine=MACHINE))
+            new = [dict(name=f'{name}_failed', prefnb=None, baseline=None, unit='', ratio=None, goal='ran', met=False,
+                        note=f'{type(e).__name__}: {e}'[:300], machine=MACHINE)]
+        stamp = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        records.extend(dict(r, benchmark=name, measured=stamp, quick=QUICK) for r in new)
         print(f'{name}: {time.perf_counter() - t:.0f} s', flush=True)
-        out.write_text(json.dumps(records, indent=1) + '\n')   # after each benchmark, so an interrupted run keeps its figures
-        out.with_suffix('.md').write_text(markdown(records))
+        save()
     print(f'{len(records)} records in {time.perf_counter() - t0:.0f} s -> {out}, {out.with_suffix(".md")}')
     return 1 if failed else 0
 

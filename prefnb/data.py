@@ -11,7 +11,7 @@ __all__ = ['FORMATS', 'IDS', 'EMPTY_WARN_SHARE', 'COLOURS', 'get', 'check_file',
            'plot_lengths', 'preview_cli']
 
 # %% ../nbs/08_data.ipynb #4a95bd33
-import json, math
+import functools, json, math, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from .core import UserError
@@ -158,6 +158,11 @@ def _cast(ds, cols):
     f = _features(cols)
     return ds if ds.features == f else ds.cast(f)
 
+def _fresh_fingerprint(ds):
+    "A new fingerprint for a map over in-memory rows, which leaves no cache file to find again: `datasets` would otherwise hash the function with all it holds (the tokenizer), a fixed ~0.1 s a call. File-backed data keeps `datasets`' own hash (None), so its cache stays right."
+    import uuid
+    return None if ds.cache_files else uuid.uuid4().hex
+
 
 def map_rows(rows:list[dict], # the input rows
              fn, # a strategy from `prefnb.strategies.load`
@@ -200,7 +205,7 @@ def apply_strategy(rows, # a `Dataset`, or a list of dicts
     if isinstance(rows, list): return datasets.Dataset.from_dict(map_rows(rows, fn, family, label, 0, on_bad_rows))
     return rows.map(lambda b, idx: map_rows(_batch_rows(b), fn, family, label, idx[0] if idx else 0, on_bad_rows),
                     batched=True, with_indices=True, remove_columns=rows.column_names, num_proc=num_proc,
-                    desc=f'{label}: applying strategy' if num_proc else None)
+                    desc=f'{label}: applying strategy' if num_proc else None, new_fingerprint=_fresh_fingerprint(rows))
 
 # %% ../nbs/08_data.ipynb #390f3c5c
 def adds_bos(tokenizer # a transformers tokenizer
@@ -230,6 +235,15 @@ IDS = ('prompt_ids', 'chosen_ids', 'rejected_ids')
 
 _prefix = S._common   # length of the common prefix of two id lists (one helper, in strategies)
 
+def _tok_ids(tokenizer, texts, special=True):
+    "The ids of `texts` in one batched call: straight from a fast tokenizer's backend (what its `__call__` runs, minus the padding, mask and conversion work), else `__call__`."
+    from transformers.tokenization_utils_tokenizers import TokenizersBackend as TB
+    be = getattr(tokenizer, '_tokenizer', None)
+    direct = (isinstance(tokenizer, TB) and type(tokenizer).__call__ is TB.__call__ and type(tokenizer)._encode_plus is TB._encode_plus
+              and be.truncation is None and be.padding is None and be.encode_special_tokens == bool(tokenizer.split_special_tokens))
+    if direct: return [e.ids for e in be.encode_batch(texts, add_special_tokens=special)]   # only where `__call__` would do just this
+    return tokenizer(texts, add_special_tokens=special)['input_ids']
+
 def encode(tokenizer, # the training tokenizer
            prompts:list[str], # prompt texts
            responses:list[list[str]], # one list per response column (chosen, rejected / completion), aligned with `prompts`
@@ -238,8 +252,8 @@ def encode(tokenizer, # the training tokenizer
     "Token ids as TRL builds them: (prompt ids, [response ids per response column]) for each row."
     eos, eos_id, bos_id = tokenizer.eos_token, tokenizer.eos_token_id, tokenizer.bos_token_id
     if rl in CPO_STYLE:
-        p_ids = tokenizer(prompts, add_special_tokens=False)['input_ids']
-        full = [tokenizer([p + r for p, r in zip(prompts, col)], add_special_tokens=False)['input_ids'] for col in responses]
+        p_ids = _tok_ids(tokenizer, prompts, False)
+        full = [_tok_ids(tokenizer, [p + r for p, r in zip(prompts, col)], False) for col in responses]
         out = []
         for i, p in enumerate(p_ids):
             fl = [f[i] for f in full]
@@ -248,8 +262,8 @@ def encode(tokenizer, # the training tokenizer
             rs = [f[n:] + ([eos_id] if not f[n:] or f[-1] != eos_id else []) for f in fl]
             out.append((pre + p[:n], rs))
         return out
-    p_ids = tokenizer(prompts)['input_ids']
-    full = [tokenizer([p + (r if r.endswith(eos) else r + eos) for p, r in zip(prompts, col)])['input_ids'] for col in responses]
+    p_ids = _tok_ids(tokenizer, prompts)
+    full = [_tok_ids(tokenizer, [p + (r if r.endswith(eos) else r + eos) for p, r in zip(prompts, col)]) for col in responses]
     out = []
     for i, p in enumerate(p_ids):
         fl = [f[i] for f in full]
@@ -331,8 +345,8 @@ def unpair(ds, # a Dataset with prompt / chosen / rejected
           ):
     "One desirable (`label=True`) and one undesirable row per pair, shuffled."
     import datasets
-    n, p = len(ds), list(ds['prompt'])
-    out = datasets.Dataset.from_dict(dict(prompt=p + p, completion=list(ds['chosen']) + list(ds['rejected']), label=[True] * n + [False] * n))
+    n, p = len(ds), ds['prompt'][:]   # a column's [:] is one Arrow conversion; list(column) converts row by row
+    out = datasets.Dataset.from_dict(dict(prompt=p + p, completion=ds['chosen'][:] + ds['rejected'][:], label=[True] * n + [False] * n))
     return out.cast(_features(['prompt', 'completion', 'label'])).shuffle(seed=seed).flatten_indices()
 
 # %% ../nbs/08_data.ipynb #11d97eda
@@ -401,17 +415,24 @@ def _markers(tokenizer):
     m |= set(getattr(tokenizer, 'all_special_tokens', None) or [])
     return sorted((x for x in m if x), key=len, reverse=True)
 
+@functools.lru_cache(maxsize=32)
+def _empty_pattern(markers:tuple):
+    "One regex for 'only markers and whitespace' (longest marker first): it stops at the first other character, so a real response costs a few steps."
+    return re.compile('(?:' + '|'.join([r'\s'] + [re.escape(m) for m in markers]) + ')*+')   # possessive: no backtracking
+
 def is_empty_response(text:str, markers:list)->bool:
     "Nothing but end-of-turn markers and whitespace."
-    for m in markers: text = text.replace(m, '')
-    return not text.strip()
+    return _empty_pattern(tuple(markers)).fullmatch(text) is not None
 
 def empty_responses(ds, # a prepared Dataset (or list of rows)
                     tokenizer=None # its special tokens count as markers too
                    )->int:
     "How many rows have an empty chosen, rejected or completion."
-    ms, cols = _markers(tokenizer), [c for c in ('chosen', 'rejected', 'completion') if c in (getattr(ds, 'column_names', None) or ds[0])]
-    return sum(any(is_empty_response(r[c], ms) for c in cols) for r in (ds.select_columns(cols) if hasattr(ds, 'select_columns') else ds))
+    cols = [c for c in ('chosen', 'rejected', 'completion') if c in (getattr(ds, 'column_names', None) or ds[0])]
+    empty = _empty_pattern(tuple(_markers(tokenizer))).fullmatch
+    batches = (ds.select_columns(cols).iter(batch_size=10_000) if hasattr(ds, 'column_names')   # batches, not rows: fast, memory bounded
+               else [{c: [r[c] for r in ds] for c in cols}])
+    return sum(any(empty(t) is not None for t in texts) for b in batches for texts in zip(*(b[c] for c in cols)))
 
 # %% ../nbs/08_data.ipynb #115ae158
 def _count(values):
@@ -435,18 +456,18 @@ def prepare_entry(entry, # the dataset entry
     ds = apply_strategy(src, fn, family, label, get(config, 'on_bad_rows'), num_proc)
     bos, n_bos = bos_to_strip(tokenizer, rl), 0
     if bos:
-        stripped = [strip_bos(p, bos) for p in list(ds['prompt'])]
+        stripped = [strip_bos(p, bos) for p in ds['prompt'][:]]   # a column's [:] converts at once; list(column) row by row
         n_bos = sum(s for _, s in stripped)
         if n_bos: ds = ds.remove_columns('prompt').add_column('prompt', [p for p, _ in stripped])
     strategy = get(config, 'excess_length_strategy')
     keep_ids = tokenizer is not None and rl in DPO_STYLE and not unpair_
     if tokenizer is not None:
         ds = ds.map(lambda b, idx: fit_batch(b, tokenizer, 'dpo' if unpair_ else rl, seq, strategy, label, idx[0] if idx else 0, keep_ids),
-                    batched=True, with_indices=True, num_proc=num_proc)
+                    batched=True, with_indices=True, num_proc=num_proc, new_fingerprint=_fresh_fingerprint(ds))
     else: ds = ds.add_column('_truncated', [False] * len(ds))
-    reasons, trunc = _count(list(ds['_bad'])), sum(list(ds['_truncated']))
+    reasons, trunc = _count(ds['_bad'][:]), sum(ds['_truncated'][:])
     cols = list(_out_cols(family)) + (list(IDS) if keep_ids else [])
-    if reasons: ds = ds.filter(lambda b: [not x for x in b], input_columns='_bad', batched=True)
+    if reasons: ds = ds.filter(lambda b: [not x for x in b], input_columns='_bad', batched=True, new_fingerprint=_fresh_fingerprint(ds))
     ds = _cast(ds.select_columns(cols), cols)   # row order is settled once, in `_concat`
     if unpair_: ds = unpair(ds, get(config, 'seed'))
     rep = dict(name=label, split=split, type=S.resolve_name(entry_type(entry), rl),

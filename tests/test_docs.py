@@ -94,3 +94,76 @@ def test_every_examples_path_named_in_the_repository_exists():
     assert named, 'no examples/ path found: the pattern is wrong'
     missing = sorted(n for n in named if not list(ROOT.glob(f'examples/{n}')))
     assert missing == [], f'named but not in examples/: {missing}'
+
+# ---------------------------------------------------------------- figures quoted from benchmark records
+
+def _readme_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('readme_tool', ROOT/'tools'/'readme.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+def test_readme_figures_equal_their_records():
+    "Every figure README quotes from a benchmark (time, steps, step time, before/after, load) is the record's, in README and index.ipynb."
+    tool = _readme_tool()
+    R = tool.records()
+    assert R['main']['returncode'] == 0, R['main']
+    for name, text in (('README.md', (ROOT/'README.md').read_text()), ('index.ipynb', '\n'.join(s for t, s in cells(NBS/'index.ipynb') if t == 'markdown'))):
+        for pat, n, quoted, want in tool.figure_checks(text, R):
+            assert n == 1, f'{name}: {pat!r} occurs {n} times (the sentence changed: update tools/readme.py FIGURES)'
+            assert quoted == want, f'{name}: {pat!r} quotes {quoted}, the record says {want}: run python tools/readme.py'
+
+def test_readme_figures_would_catch_a_stale_record():
+    "The check can fail: a record that moved makes a quoted figure differ."
+    tool = _readme_tool()
+    R = tool.records()
+    moved = dict(R, main=dict(R['main'], prefnb=R['main']['prefnb'] + 10, step_s=R['main']['step_s'] + 1, after=(R['main']['after'] + 0.5) % 1))   # 50 points away, whatever it was
+    diffs = [pat for pat, n, quoted, want in tool.figure_checks((ROOT/'README.md').read_text(), moved) if quoted != want]
+    assert len(diffs) == 3, diffs
+    assert tool.fill('it took 99 s from an empty cache', R) == f"it took {R['main']['prefnb']:.0f} s from an empty cache"
+
+def test_main_record_holds_what_it_is_quoted_for():
+    "benchmarks/smollm2_main.json is written by its script: every field the docs quote is there and consistent."
+    main = json.loads((ROOT/'benchmarks'/'smollm2_main.json').read_text())
+    for k in ('prefnb', 'train_runtime', 'steps', 'step_s', 'before', 'after', 'peak_rss_gib', 'load_before', 'load_after'):
+        assert main.get(k) is not None, k
+    assert abs(main['step_s'] - main['train_runtime'] / main['steps']) < 0.01
+    assert main['train_runtime'] < main['prefnb'] and 0 < main['peak_rss_gib'] < 64
+    for k in ('train_runtime', 'steps', 'peak_rss_gib', 'load_after'): assert str(main[k]) in main['note'] or f"{main[k]:.1f}" in main['note'], k
+
+def _run_cells(path):
+    "Execute a page's code cells as a kernel would (last expression displayed), yielding (cell, what it shows now, what it saved)."
+    import contextlib, io, os
+    ns, cwd = {}, os.getcwd()
+    os.chdir(path.parent)
+    try:
+        for c in json.loads(path.read_text())['cells']:
+            if c['cell_type'] != 'code': continue
+            src = '\n'.join(l for l in ''.join(c['source']).splitlines() if not l.lstrip().startswith(('!', '%', '#|')))
+            tree = ast.parse(src)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                exec(compile(tree, str(path), 'exec'), ns)
+                val = eval(compile(ast.Expression(last.value), str(path), 'eval'), ns) if last else None
+            shown = out.getvalue() + ('' if val is None else getattr(val, 'data', None) or repr(val))
+            saved = ''.join(''.join(o.get('text') or o.get('data', {}).get('text/markdown') or o.get('data', {}).get('text/plain') or '')
+                            for o in c.get('outputs', []))
+            yield c, shown, saved
+    finally: os.chdir(cwd)
+
+def test_benchmarks_guide_outputs_are_the_records():
+    "The Benchmarks guide's saved outputs (tables, the main job, 'What the figures say') are what the current records give: re-run it after new records."
+    checked = 0
+    for c, shown, saved in _run_cells(NBS/'guides'/'benchmarks.ipynb'):
+        if saved or shown:
+            assert shown.strip() == saved.strip(), f"cell {c['id']}: saved output is stale; run tools/run_nb.py nbs/guides/benchmarks.ipynb"
+            checked += 1
+    assert checked >= 4, checked   # the two tables, the main job, what the figures say
+
+def test_benchmark_records_say_their_load():
+    "Records written since the load average was recorded say it, so a time can be read against the machine's load."
+    recs = json.loads((ROOT/'benchmarks'/'results.json').read_text())
+    for r in recs:
+        if r.get('measured'): assert re.search(r'load average [0-9.]+', r['note']), r['name']
+    assert any(r.get('measured') for r in recs)
