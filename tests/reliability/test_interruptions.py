@@ -224,7 +224,7 @@ def test_an_interrupt_before_any_checkpoint_then_resume_starts_clean(tmp_path, c
 
 _KERNEL_RUN = """
 import os, signal, sys, time, warnings
-sys.path.insert(0, {here!r})
+sys.path[:0] = [{here!r}, os.path.dirname({here!r})]   # _reliability, and the suite's _cli it imports
 warnings.simplefilter('ignore')
 from transformers import TrainerCallback
 from _reliability import example
